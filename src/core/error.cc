@@ -1,0 +1,73 @@
+#include "core/error.h"
+
+#include <array>
+
+namespace agentgate {
+namespace {
+
+constexpr std::array kCatalogue{
+    CodeInfo{Code::kUnauthorized, "unauthorized", 401, "Missing or invalid credentials",
+             "Send the agent secret as 'Authorization: Bearer sk_ap_...', or sign in through "
+             "POST /auth/magic-link to get a session."},
+    CodeInfo{Code::kForbidden, "forbidden", 403, "Authenticated but not allowed for this resource",
+             "Use the credentials of the agent or person that owns this resource."},
+    CodeInfo{Code::kNotFound, "not_found", 404, "Resource does not exist",
+             "Check the path against /openapi.json."},
+    CodeInfo{Code::kMissingFields, "missing_fields", 400,
+             "Required fields missing from request body",
+             "Add the fields named in the message to the JSON body."},
+    CodeInfo{Code::kMissingParams, "missing_params", 400,
+             "Required query parameters missing",
+             "Add the query parameters named in the message."},
+    CodeInfo{Code::kInvalidEmail, "invalid_email", 400, "Email address is not valid format",
+             "Send an address of the form name@example.com."},
+    CodeInfo{Code::kInvalidName, "invalid_name", 400, "Agent name exceeds 100 characters",
+             "Send a non-empty name of at most 100 characters."},
+    CodeInfo{Code::kAgentNotFound, "agent_not_found", 404, "No active agent found with given ID",
+             "Register the agent first with POST /agent/register, and check the agent_id."},
+    CodeInfo{Code::kPermissionNotFound, "permission_not_found", 404,
+             "No active permission matching criteria",
+             "List active grants with GET /permissions and check agent_id, action or "
+             "permission_id."},
+    CodeInfo{Code::kRateLimited, "rate_limited", 429, "Too many requests",
+             "Wait for the number of seconds in the Retry-After header, then retry."},
+    CodeInfo{Code::kServerError, "server_error", 500, "Internal server error",
+             "Retry with back-off; if it persists, report the request_id to the operator."},
+    CodeInfo{Code::kInvalidJson, "invalid_json", 400, "Request body is not valid JSON",
+             "Send a JSON object as the body with 'Content-Type: application/json'."},
+    CodeInfo{Code::kInvalidField, "invalid_field", 400,
+             "A field has the wrong type or an invalid value",
+             "Fix the field named in the message; see /openapi.json for its type."},
+    CodeInfo{Code::kInvalidExpiresIn, "invalid_expires_in", 400,
+             "expires_in must be a positive whole number followed by s, m, h or d",
+             "Send expires_in like \"60s\", \"30m\", \"24h\" or \"7d\" (at most 3650d), or "
+             "omit it for a grant that does not expire."},
+    CodeInfo{Code::kInvalidToken, "invalid_token", 401,
+             "The sign-in link is invalid, expired or already used",
+             "Request a new link with POST /auth/magic-link; links last 15 minutes and work "
+             "once."},
+    CodeInfo{Code::kMethodNotAllowed, "method_not_allowed", 405,
+             "Method not allowed for this path",
+             "Use one of the methods listed in the Allow header."},
+    CodeInfo{Code::kPayloadTooLarge, "payload_too_large", 413, "Request body is too large",
+             "Send a smaller body; the server's limit is set with --max-body."},
+    CodeInfo{Code::kHeadersTooLarge, "headers_too_large", 431,
+             "Request headers are too large", "Send fewer or shorter headers."},
+    CodeInfo{Code::kBadRequest, "bad_request", 400, "Malformed HTTP request",
+             "Send a well-formed HTTP/1.1 request."},
+    CodeInfo{Code::kConflict, "conflict", 409, "The request conflicts with the current state",
+             "Fetch the resource again and retry with its current state."},
+    CodeInfo{Code::kUnavailable, "unavailable", 503, "The server is shutting down",
+             "Retry shortly, against another node if there is one."},
+};
+
+static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kUnavailable) + 1,
+              "every Code needs a catalogue entry");
+
+}  // namespace
+
+std::span<const CodeInfo> ErrorCatalogue() { return kCatalogue; }
+
+const CodeInfo& InfoFor(Code code) { return kCatalogue[static_cast<std::size_t>(code)]; }
+
+}  // namespace agentgate

@@ -1,0 +1,27 @@
+// Helpers between request bodies and boost::json values, returning catalogue errors.
+#pragma once
+
+#include <boost/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace agentgate {
+
+namespace json = boost::json;
+
+// Parses a request body that must be a JSON object. Empty body, broken JSON, or a non-object
+// give invalid_json. Nesting is limited so hostile input cannot exhaust the stack.
+Result<json::object> ParseJsonObject(std::string_view body);
+
+// Field accessors. A missing field (or null) is "absent"; a present field of the wrong type
+// gives invalid_field naming the field and the expected type.
+Result<std::optional<std::string>> OptionalString(const json::object& obj, std::string_view key);
+Result<std::optional<json::object>> OptionalObject(const json::object& obj, std::string_view key);
+
+// Appends s as a quoted JSON string.
+void AppendJsonString(std::string& out, std::string_view s);
+
+}  // namespace agentgate

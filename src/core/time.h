@@ -1,0 +1,50 @@
+// Clock abstraction and time formatting. Times are Unix milliseconds (int64) everywhere.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace agentgate {
+
+// Thread safety: implementations must be safe to call from any thread.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::int64_t NowMs() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  std::int64_t NowMs() const override;
+};
+
+// A clock tests move by hand. Thread-safe.
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(std::int64_t now_ms) : now_ms_(now_ms) {}
+  std::int64_t NowMs() const override { return now_ms_; }
+  void Set(std::int64_t now_ms) { now_ms_ = now_ms; }
+  void Advance(std::int64_t ms) { now_ms_ += ms; }
+
+ private:
+  std::int64_t now_ms_;  // tests drive it from one thread
+};
+
+// "2026-05-10T00:00:00Z" (whole seconds, UTC).
+std::string FormatIso8601(std::int64_t unix_ms);
+// Days since the epoch, UTC; used as the key of "today" in statistics.
+std::int64_t UtcDay(std::int64_t unix_ms);
+
+// Parses the reference's expires_in form: a positive whole number followed by s, m, h or d,
+// at most 3650 days. Returns seconds, or invalid_expires_in.
+Result<std::int64_t> ParseExpiresIn(std::string_view text);
+
+// Parses a duration for configuration: like ParseExpiresIn, and also accepts "ms".
+// Returns milliseconds.
+Result<std::int64_t> ParseDurationMs(std::string_view text);
+
+}  // namespace agentgate
