@@ -1,0 +1,260 @@
+#include "authz/permission_index.h"
+
+#include <algorithm>
+
+#include "authz/scope.h"
+
+namespace agentgate::authz {
+namespace {
+
+constexpr std::string_view kDeniedReason = "Permission denied or expired";
+
+}  // namespace
+
+PermissionIndex::PermissionIndex() = default;
+PermissionIndex::~PermissionIndex() = default;
+
+PermissionIndex::Shard& PermissionIndex::ShardFor(std::string_view agent_id) const {
+  return shards_[StringHash{}(agent_id) % kShards];
+}
+
+PermissionIndex::SecretShard& PermissionIndex::SecretShardFor(const crypto::Digest& d) const {
+  return secret_shards_[crypto::DigestHash{}(d) % kShards];
+}
+
+std::shared_ptr<const Granter> PermissionIndex::InternGranter(const std::string& user_id,
+                                                             const std::string& email) {
+  std::lock_guard lock(granters_mu_);
+  auto& slot = granters_[user_id];
+  if (!slot || slot->email != email) slot = std::make_shared<const Granter>(Granter{user_id, email});
+  return slot;
+}
+
+void PermissionIndex::PutAgent(const AgentInfo& agent) {
+  {
+    Shard& shard = ShardFor(agent.id);
+    std::unique_lock lock(shard.mu);
+    auto& slot = shard.agents[agent.id];
+    if (!slot) {
+      slot = std::make_unique<Agent>();
+      agent_count_.fetch_add(1, std::memory_order_relaxed);
+    }
+    slot->info = agent;
+    slot->last_seen_ms.store(agent.last_seen_ms, std::memory_order_relaxed);
+  }
+  SecretShard& secrets = SecretShardFor(agent.secret_hash);
+  std::unique_lock lock(secrets.mu);
+  secrets.owners[agent.secret_hash] = agent.id;
+}
+
+bool PermissionIndex::AddGrant(const GrantInfo& grant) {
+  std::shared_ptr<const Scope> scope;
+  if (!grant.scope_json.empty()) {
+    boost::system::error_code ec;
+    json::value v = json::parse(grant.scope_json, ec);
+    if (ec || !v.is_object()) return false;
+    scope = std::make_shared<const Scope>(Scope{grant.scope_json, std::move(v.as_object())});
+  }
+  Grant g{grant.id, grant.action, InternGranter(grant.granted_by, grant.granted_by_email),
+          grant.expires_at_ms, grant.created_at_ms, std::move(scope)};
+  Shard& shard = ShardFor(grant.agent_id);
+  std::unique_lock lock(shard.mu);
+  auto it = shard.agents.find(grant.agent_id);
+  if (it == shard.agents.end()) return false;
+  auto& grants = it->second->grants;
+  auto pos = std::upper_bound(grants.begin(), grants.end(), g.action,
+                              [](const std::string& action, const Grant& x) {
+                                return action < x.action;
+                              });
+  grants.insert(pos, std::move(g));
+  grant_count_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+std::size_t PermissionIndex::RemoveGrants(std::string_view agent_id,
+                                          const std::vector<std::string>& ids) {
+  Shard& shard = ShardFor(agent_id);
+  std::unique_lock lock(shard.mu);
+  auto it = shard.agents.find(agent_id);
+  if (it == shard.agents.end()) return 0;
+  auto& grants = it->second->grants;
+  auto end = std::remove_if(grants.begin(), grants.end(), [&](const Grant& g) {
+    return std::find(ids.begin(), ids.end(), g.id) != ids.end();
+  });
+  std::size_t removed = static_cast<std::size_t>(grants.end() - end);
+  grants.erase(end, grants.end());
+  grant_count_.fetch_sub(removed, std::memory_order_relaxed);
+  return removed;
+}
+
+GrantView PermissionIndex::ViewOf(const Grant& g) {
+  return GrantView{g.id, g.action, g.granter, g.expires_at_ms, g.scope, g.created_at_ms};
+}
+
+Decision PermissionIndex::DecideLocked(const Agent& agent, std::string_view action,
+                                       std::int64_t now_ms, const json::object* context) const {
+  Decision d;
+  auto [first, last] = std::equal_range(
+      agent.grants.begin(), agent.grants.end(), action,
+      [](const auto& a, const auto& b) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(a)>, Grant>) {
+          return std::string_view(a.action) < b;
+        } else {
+          return a < std::string_view(b.action);
+        }
+      });
+  const Grant* best = nullptr;
+  const Grant* best_failed = nullptr;
+  ScopeVerdict failed_verdict;
+  for (auto it = first; it != last; ++it) {
+    if (it->expires_at_ms <= now_ms) continue;
+    if (context != nullptr && it->scope) {
+      ScopeVerdict verdict = EvaluateScope(it->scope->object, *context);
+      if (!verdict.satisfied) {
+        if (!best_failed || it->expires_at_ms > best_failed->expires_at_ms) {
+          best_failed = &*it;
+          failed_verdict = std::move(verdict);
+        }
+        continue;
+      }
+    }
+    if (!best || it->expires_at_ms > best->expires_at_ms) best = &*it;
+  }
+  if (best) {
+    d.allowed = true;
+    d.grant = ViewOf(*best);
+  } else if (best_failed) {
+    d.reason = std::move(failed_verdict.reason);
+    d.constraint = std::move(failed_verdict.constraint);
+  } else {
+    d.reason = kDeniedReason;
+  }
+  return d;
+}
+
+Decision PermissionIndex::Check(std::string_view agent_id, const crypto::Digest& secret_hash,
+                                std::string_view action, std::int64_t now_ms,
+                                const json::object* context) const {
+  {
+    Shard& shard = ShardFor(agent_id);
+    std::shared_lock lock(shard.mu);
+    auto it = shard.agents.find(agent_id);
+    if (it != shard.agents.end() &&
+        crypto::ConstantTimeEqual(it->second->info.secret_hash, secret_hash)) {
+      const Agent& agent = *it->second;
+      // last_seen is shown to the second: write the shared cache line once a second at most.
+      if (agent.last_seen_ms.load(std::memory_order_relaxed) / 1000 != now_ms / 1000) {
+        agent.last_seen_ms.store(now_ms, std::memory_order_relaxed);
+        agent.last_seen_dirty.store(true, std::memory_order_relaxed);
+      }
+      return DecideLocked(agent, action, now_ms, context);
+    }
+  }
+  Decision d;
+  d.auth = Authenticate(agent_id, secret_hash);
+  return d;
+}
+
+Decision PermissionIndex::Decide(std::string_view agent_id, std::string_view action,
+                                 std::int64_t now_ms, const json::object* context) const {
+  Shard& shard = ShardFor(agent_id);
+  std::shared_lock lock(shard.mu);
+  auto it = shard.agents.find(agent_id);
+  if (it == shard.agents.end()) {
+    Decision d;
+    d.auth = AuthResult::kAgentNotFound;
+    return d;
+  }
+  return DecideLocked(*it->second, action, now_ms, context);
+}
+
+AuthResult PermissionIndex::Authenticate(std::string_view agent_id,
+                                         const crypto::Digest& secret_hash) const {
+  std::string owner;
+  {
+    SecretShard& secrets = SecretShardFor(secret_hash);
+    std::shared_lock lock(secrets.mu);
+    auto it = secrets.owners.find(secret_hash);
+    if (it == secrets.owners.end()) return AuthResult::kUnknownSecret;
+    owner = it->second;
+  }
+  if (!HasAgent(agent_id)) return AuthResult::kAgentNotFound;
+  return owner == agent_id ? AuthResult::kOk : AuthResult::kOtherAgent;
+}
+
+bool PermissionIndex::HasAgent(std::string_view agent_id) const {
+  Shard& shard = ShardFor(agent_id);
+  std::shared_lock lock(shard.mu);
+  return shard.agents.find(agent_id) != shard.agents.end();
+}
+
+std::optional<AgentSnapshot> PermissionIndex::Snapshot(std::string_view agent_id,
+                                                       std::int64_t now_ms) const {
+  Shard& shard = ShardFor(agent_id);
+  std::shared_lock lock(shard.mu);
+  auto it = shard.agents.find(agent_id);
+  if (it == shard.agents.end()) return std::nullopt;
+  AgentSnapshot snap;
+  snap.info = it->second->info;
+  snap.info.last_seen_ms = it->second->last_seen_ms.load(std::memory_order_relaxed);
+  for (const Grant& g : it->second->grants) {
+    if (g.expires_at_ms > now_ms) snap.active.push_back(ViewOf(g));
+  }
+  std::sort(snap.active.begin(), snap.active.end(), [](const GrantView& a, const GrantView& b) {
+    return a.created_at_ms != b.created_at_ms ? a.created_at_ms > b.created_at_ms : a.id < b.id;
+  });
+  return snap;
+}
+
+std::vector<GrantView> PermissionIndex::ActiveGrants(std::string_view agent_id,
+                                                     std::string_view action,
+                                                     std::int64_t now_ms) const {
+  std::vector<GrantView> out;
+  Shard& shard = ShardFor(agent_id);
+  std::shared_lock lock(shard.mu);
+  auto it = shard.agents.find(agent_id);
+  if (it == shard.agents.end()) return out;
+  for (const Grant& g : it->second->grants) {
+    if (g.action == action && g.expires_at_ms > now_ms) out.push_back(ViewOf(g));
+  }
+  return out;
+}
+
+std::size_t PermissionIndex::Sweep(std::int64_t now_ms) {
+  std::size_t removed = 0;
+  for (Shard& shard : shards_) {
+    std::unique_lock lock(shard.mu);
+    for (auto& [id, agent] : shard.agents) {
+      auto& grants = agent->grants;
+      auto end = std::remove_if(grants.begin(), grants.end(),
+                                [&](const Grant& g) { return g.expires_at_ms <= now_ms; });
+      removed += static_cast<std::size_t>(grants.end() - end);
+      grants.erase(end, grants.end());
+    }
+  }
+  grant_count_.fetch_sub(removed, std::memory_order_relaxed);
+  return removed;
+}
+
+std::vector<std::pair<std::string, std::int64_t>> PermissionIndex::DrainLastSeen() {
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  for (Shard& shard : shards_) {
+    std::shared_lock lock(shard.mu);
+    for (auto& [id, agent] : shard.agents) {
+      if (agent->last_seen_dirty.exchange(false, std::memory_order_relaxed)) {
+        out.emplace_back(id, agent->last_seen_ms.load(std::memory_order_relaxed));
+      }
+    }
+  }
+  return out;
+}
+
+std::size_t PermissionIndex::AgentCount() const {
+  return agent_count_.load(std::memory_order_relaxed);
+}
+
+std::size_t PermissionIndex::GrantCount() const {
+  return grant_count_.load(std::memory_order_relaxed);
+}
+
+}  // namespace agentgate::authz

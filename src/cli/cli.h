@@ -1,0 +1,20 @@
+// The agentgate command-line client: every command except `serve`.
+//
+// Contract: Run parses argv (argv[0] is the program name), talks HTTP to the server named by
+// --url / AGENTGATE_URL, writes results to stdout and diagnostics to stderr, and returns the
+// process exit code: 0 success; 1 failure (an API error, an unreachable server, or a permission
+// check that was denied); 2 a usage error (unknown command or flag, missing or malformed
+// argument). No exception escapes. It initialises libcurl itself and must be called from the
+// main thread, once at a time. It never prints a credential it was given; the only secrets it
+// prints are the agent secret `agent register` returns and the session `auth verify` obtains.
+#pragma once
+
+namespace agentgate::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+int Run(int argc, char** argv);
+
+}  // namespace agentgate::cli

@@ -1,0 +1,78 @@
+// Request and Response as handlers see them: plain values, free of Beast, so handlers are plain
+// functions that unit tests can call directly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+
+namespace agentgate::http {
+
+enum class Method { kGet, kHead, kPost, kPut, kPatch, kDelete, kOptions, kOther };
+
+std::string_view MethodName(Method m);
+
+struct Request {
+  Method method = Method::kGet;
+  std::string target;   // as received: path and query
+  std::string_view path;   // view into target
+  std::string_view query;  // view into target, without '?'
+  std::string body;
+  // The request headers handlers use (values as received; empty when absent).
+  std::string authorization;
+  std::string cookie;
+  std::string origin;
+  std::string host;
+  std::string sec_fetch_site;
+  std::string content_type;
+  std::string user_agent;
+  std::string remote_ip;
+  std::string request_id;
+  std::int64_t received_at_ns = 0;  // steady clock, for latency_ms
+  // Path parameters filled by the router, e.g. {"agent_id", "ap_…"}.
+  std::vector<std::pair<std::string_view, std::string>> params;
+
+  std::string_view Param(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  Response& Header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
+};
+
+// The error shape of DESIGN.md: {error, message, docs, remediation, request_id}.
+Response ErrorResponse(const Error& error, std::string_view request_id,
+                       std::string_view base_url);
+
+// Parsed query string: percent-decoded key/value pairs in order.
+class Query {
+ public:
+  explicit Query(std::string_view raw);
+  // The value of key; nullopt when absent. A key given twice reports `repeated`.
+  std::optional<std::string> Get(std::string_view key, bool* repeated = nullptr) const;
+  bool valid() const { return valid_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> pairs_;
+  bool valid_ = true;
+};
+
+// The value of a cookie in a Cookie header; empty when absent.
+std::string_view CookieValue(std::string_view header, std::string_view name);
+
+// The token of "Authorization: Bearer <token>"; empty when absent or another scheme.
+std::string_view BearerToken(std::string_view header);
+
+}  // namespace agentgate::http

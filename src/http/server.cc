@@ -1,0 +1,450 @@
+#include "http/server.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+namespace agentgate::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+constexpr std::string_view kExposeHeaders =
+    "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy, Location";
+constexpr std::string_view kAllowHeaders =
+    "Authorization, Content-Type, Idempotency-Key, X-Request-Id, Accept";
+constexpr std::string_view kAllowMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+Method ToMethod(bhttp::verb v) {
+  switch (v) {
+    case bhttp::verb::get: return Method::kGet;
+    case bhttp::verb::head: return Method::kHead;
+    case bhttp::verb::post: return Method::kPost;
+    case bhttp::verb::put: return Method::kPut;
+    case bhttp::verb::patch: return Method::kPatch;
+    case bhttp::verb::delete_: return Method::kDelete;
+    case bhttp::verb::options: return Method::kOptions;
+    default: return Method::kOther;
+  }
+}
+
+bool ValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = "req_";
+  id.resize(4 + 24);
+  std::uint64_t a = rng(), b = rng();
+  for (int i = 0; i < 16; ++i) id[4 + i] = kHex[(a >> (i * 4)) & 15];
+  for (int i = 0; i < 8; ++i) id[20 + i] = kHex[(b >> (i * 4)) & 15];
+  return id;
+}
+
+std::int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+class Session;
+
+struct Worker {
+  // Touched only on this worker's thread. Declared first so that it outlives the io_context,
+  // whose destruction may destroy sessions still queued in it.
+  std::unordered_set<Session*> sessions;
+  bool draining = false;
+  asio::io_context ioc{1};
+  asio::executor_work_guard<asio::io_context::executor_type> guard{ioc.get_executor()};
+  std::thread thread;
+};
+
+struct Server::Impl {
+  Impl(ServerOptions o, const Router& r, Logger& l)
+      : options(std::move(o)), router(r), logger(l), pool(options.blocking_threads) {}
+
+  ServerOptions options;
+  const Router& router;
+  Logger& logger;
+  std::string base_url;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::optional<tcp::acceptor> acceptor;
+  asio::thread_pool pool;
+  std::atomic<int> active_sessions{0};
+  std::atomic<bool> stopped{false};
+  std::size_t next_worker = 0;  // used on workers[0]'s thread only
+  std::uint16_t port = 0;
+
+  void Accept();
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, Server::Impl& impl, Worker& worker)
+      : stream_(std::move(socket)), impl_(impl), worker_(worker) {
+    impl_.active_sessions.fetch_add(1, std::memory_order_relaxed);
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ip_ = ep.address().to_string();
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+  }
+
+  ~Session() {
+    worker_.sessions.erase(this);
+    impl_.active_sessions.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void Start() {
+    worker_.sessions.insert(this);
+    DoRead();
+  }
+
+  // Closes the connection unless a request is being handled; called when draining.
+  void CloseIfIdle() {
+    if (!busy_) Close();
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+ private:
+  void DoRead() {
+    busy_ = false;
+    if (worker_.draining) {
+      Close();
+      return;
+    }
+    parser_.emplace();
+    parser_->body_limit(impl_.options.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(impl_.options.max_header_bytes));
+    stream_.expires_after(std::chrono::milliseconds(impl_.options.read_timeout_ms));
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->OnRead(ec);
+                      });
+  }
+
+  void OnRead(beast::error_code ec) {
+    std::int64_t received_at = SteadyNs();
+    if (ec) {
+      if (ec == bhttp::error::body_limit) {
+        FailAndClose(MakeError(Code::kPayloadTooLarge,
+                               "Request body exceeds the limit of " +
+                                   std::to_string(impl_.options.max_body_bytes) + " bytes"));
+      } else if (ec == bhttp::error::header_limit) {
+        FailAndClose(MakeError(Code::kHeadersTooLarge));
+      } else if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
+                 ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+        FailAndClose(MakeError(Code::kBadRequest, "Malformed HTTP request: " + ec.message()));
+      } else {
+        Close();  // end of stream, timeout, reset, or cancelled by shutdown
+      }
+      return;
+    }
+    busy_ = true;
+    auto& msg = parser_->get();
+    Request req;
+    req.received_at_ns = received_at;
+    req.method = ToMethod(msg.method());
+    req.target = std::string(msg.target());
+    std::string_view target = req.target;
+    auto q = target.find('?');
+    req.path = target.substr(0, q);
+    if (q != std::string_view::npos) req.query = target.substr(q + 1);
+    req.body = std::move(msg.body());
+    auto header = [&](bhttp::field f) -> std::string {
+      auto it = msg.find(f);
+      return it == msg.end() ? std::string() : std::string(it->value());
+    };
+    req.authorization = header(bhttp::field::authorization);
+    req.cookie = header(bhttp::field::cookie);
+    req.origin = header(bhttp::field::origin);
+    req.host = header(bhttp::field::host);
+    req.content_type = header(bhttp::field::content_type);
+    req.user_agent = header(bhttp::field::user_agent);
+    req.sec_fetch_site = [&] {
+      auto it = msg.find("Sec-Fetch-Site");
+      return it == msg.end() ? std::string() : std::string(it->value());
+    }();
+    {
+      auto it = msg.find("X-Request-Id");
+      if (it != msg.end() && ValidRequestId(it->value())) {
+        req.request_id = std::string(it->value());
+      } else {
+        req.request_id = NewRequestId();
+      }
+    }
+    req.remote_ip = remote_ip_;
+    keep_alive_ = msg.keep_alive();
+    head_ = req.method == Method::kHead;
+
+    if (req.method == Method::kOptions) {
+      Response r;
+      r.status = 204;
+      r.content_type.clear();
+      r.Header("Access-Control-Allow-Methods", std::string(kAllowMethods));
+      auto it = msg.find(bhttp::field::access_control_request_headers);
+      r.Header("Access-Control-Allow-Headers",
+               it != msg.end() ? std::string(it->value()) : std::string(kAllowHeaders));
+      r.Header("Access-Control-Max-Age", "86400");
+      Send(std::move(r), req);
+      return;
+    }
+
+    Match match = impl_.router.Find(req);
+    if (!match.route) {
+      if (match.path_known) {
+        Response r = ErrorResponse(
+            MakeError(Code::kMethodNotAllowed, std::string(MethodName(req.method)) +
+                                                   " is not allowed on " + std::string(req.path) +
+                                                   "; allowed: " + match.allow),
+            req.request_id, impl_.base_url);
+        r.Header("Allow", match.allow);
+        Send(std::move(r), req);
+      } else {
+        Send(ErrorResponse(MakeError(Code::kNotFound,
+                                     "No such path: " + std::string(req.path.substr(0, 200))),
+                           req.request_id, impl_.base_url),
+             req);
+      }
+      return;
+    }
+    const Route* route = match.route;
+    if (route->dispatch == Dispatch::kInline) {
+      Response r = Invoke(*route, req);
+      Send(std::move(r), req);
+      return;
+    }
+    auto shared_req = std::make_shared<Request>(std::move(req));
+    // Fix up views into the moved target.
+    FixViews(*shared_req);
+    asio::post(impl_.pool, [self = shared_from_this(), route, shared_req]() mutable {
+      Response r = self->Invoke(*route, *shared_req);
+      auto executor = self->stream_.get_executor();
+      asio::post(executor, [self = std::move(self), shared_req = std::move(shared_req),
+                            r = std::move(r)]() mutable { self->Send(std::move(r), *shared_req); });
+    });
+  }
+
+  static void FixViews(Request& req) {
+    std::string_view target = req.target;
+    auto q = target.find('?');
+    req.path = target.substr(0, q);
+    req.query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+  }
+
+  Response Invoke(const Route& route, Request& req) {
+    try {
+      return route.handler(req);
+    } catch (const std::exception& e) {
+      impl_.logger.Error("handler failed on " + std::string(req.path) + " (" + req.request_id +
+                         "): " + e.what());
+    } catch (...) {
+      impl_.logger.Error("handler failed on " + std::string(req.path) + " (" + req.request_id +
+                         "): unknown exception");
+    }
+    return ErrorResponse(MakeError(Code::kServerError), req.request_id, impl_.base_url);
+  }
+
+  void FailAndClose(const Error& error) {
+    keep_alive_ = false;
+    busy_ = true;
+    Request req;
+    req.request_id = NewRequestId();
+    Send(ErrorResponse(error, req.request_id, impl_.base_url), req);
+  }
+
+  void Send(Response r, const Request& req) {
+    bool keep_alive = keep_alive_ && !worker_.draining;
+    res_.emplace();
+    res_->version(11);
+    res_->result(static_cast<unsigned>(r.status));
+    res_->set(bhttp::field::server, "agentgate");
+    if (!r.content_type.empty()) res_->set(bhttp::field::content_type, r.content_type);
+    res_->set("X-Request-Id", req.request_id);
+    res_->set(bhttp::field::access_control_allow_origin, "*");
+    res_->set(bhttp::field::access_control_expose_headers, kExposeHeaders);
+    for (auto& [name, value] : r.headers) res_->insert(name, value);
+    res_->keep_alive(keep_alive);
+    std::size_t size = r.body.size();
+    res_->body() = std::move(r.body);
+    res_->prepare_payload();
+    if (head_) {
+      res_->body().clear();
+      res_->content_length(size);
+    }
+    if (impl_.options.access_log && impl_.logger.Enabled(LogLevel::kInfo)) {
+      double ms = static_cast<double>(SteadyNs() - req.received_at_ns) / 1e6;
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.3fms", ms);
+      impl_.logger.Info(std::string(MethodName(req.method)) + " " + std::string(req.path) + " " +
+                        std::to_string(r.status) + " " + buf + " " + req.request_id);
+    }
+    stream_.expires_after(std::chrono::milliseconds(impl_.options.read_timeout_ms));
+    bhttp::async_write(stream_, *res_,
+                       [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+                         if (ec || !keep_alive) {
+                           self->Close();
+                           return;
+                         }
+                         self->DoRead();
+                       });
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> res_;
+  Server::Impl& impl_;
+  Worker& worker_;
+  std::string remote_ip_;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  bool busy_ = false;
+};
+
+void Server::Impl::Accept() {
+  Worker& target = *workers[next_worker];
+  next_worker = (next_worker + 1) % workers.size();
+  acceptor->async_accept(target.ioc, [this, &target](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+      logger.Warn("accept failed: " + ec.message());
+    } else {
+      asio::post(target.ioc, [this, &target, s = std::move(socket)]() mutable {
+        if (target.draining) return;
+        std::make_shared<Session>(std::move(s), *this, target)->Start();
+      });
+    }
+    if (acceptor->is_open()) Accept();
+  });
+}
+
+Server::Server(ServerOptions options, const Router& router, Logger& logger)
+    : impl_(std::make_unique<Impl>(std::move(options), router, logger)) {
+  int n = impl_->options.threads > 0 ? impl_->options.threads : 1;
+  for (int i = 0; i < n; ++i) impl_->workers.push_back(std::make_unique<Worker>());
+}
+
+Server::~Server() { Stop(std::chrono::milliseconds(0)); }
+
+Status Server::Bind() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.host, ec);
+  if (ec) {
+    return MakeError(Code::kInvalidField,
+                     "Invalid listen address '" + impl_->options.host + "': " + ec.message());
+  }
+  tcp::endpoint endpoint(address, impl_->options.port);
+  impl_->acceptor.emplace(impl_->workers[0]->ioc);
+  auto& acc = *impl_->acceptor;
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return MakeError(Code::kServerError, "Cannot listen on " + impl_->options.host + ":" +
+                                             std::to_string(impl_->options.port) + ": " +
+                                             ec.message());
+  }
+  impl_->port = acc.local_endpoint().port();
+  return Ok();
+}
+
+std::uint16_t Server::port() const { return impl_->port; }
+
+void Server::SetBaseUrl(std::string base_url) { impl_->base_url = std::move(base_url); }
+
+void Server::Run() {
+  impl_->Accept();
+  for (auto& w : impl_->workers) {
+    Worker* worker = w.get();
+    worker->thread = std::thread([worker, this] {
+      for (;;) {
+        try {
+          worker->ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          impl_->logger.Error(std::string("network thread error: ") + e.what());
+        }
+      }
+    });
+  }
+}
+
+void Server::Stop(std::chrono::milliseconds drain_timeout) {
+  if (impl_->stopped.exchange(true)) return;
+  bool running = !impl_->workers.empty() && impl_->workers[0]->thread.joinable();
+  if (impl_->acceptor) {
+    asio::dispatch(impl_->workers[0]->ioc, [this] {
+      beast::error_code ec;
+      impl_->acceptor->close(ec);
+    });
+  }
+  for (auto& w : impl_->workers) {
+    Worker* worker = w.get();
+    asio::post(worker->ioc, [worker] {
+      worker->draining = true;
+      std::vector<Session*> idle(worker->sessions.begin(), worker->sessions.end());
+      for (Session* s : idle) s->CloseIfIdle();
+    });
+  }
+  auto deadline = std::chrono::steady_clock::now() + drain_timeout;
+  while (running && impl_->active_sessions.load() > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (impl_->active_sessions.load() > 0) {
+    for (auto& w : impl_->workers) {
+      Worker* worker = w.get();
+      asio::post(worker->ioc, [worker] {
+        std::vector<Session*> all(worker->sessions.begin(), worker->sessions.end());
+        for (Session* s : all) s->Close();
+      });
+    }
+  }
+  impl_->pool.join();
+  for (auto& w : impl_->workers) {
+    w->guard.reset();
+  }
+  // Let the workers finish closing; then stop whatever is left.
+  auto hard_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (running && impl_->active_sessions.load() > 0 &&
+         std::chrono::steady_clock::now() < hard_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& w : impl_->workers) {
+    w->ioc.stop();
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+}  // namespace agentgate::http

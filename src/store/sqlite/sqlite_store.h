@@ -1,0 +1,97 @@
+// SqliteStore: the embedded Store, one SQLite file in WAL mode.
+//
+// Thread safety: every method may be called concurrently from any number of threads.
+// Ownership: the store owns its connections and its writer thread; callers own the records they
+//   pass in, and sinks receive records by rvalue to keep.
+// Durability: a write method returns only after the transaction holding its change has
+//   committed with synchronous=FULL, i.e. the WAL has been fsync'ed. Concurrent writes are
+//   grouped: one writer thread takes every queued write, runs each inside its own SAVEPOINT of
+//   one BEGIN IMMEDIATE transaction and commits them with a single fsync, so throughput grows
+//   with the number of concurrent callers while each caller still sees only its own error.
+// Reads run on a pool of separate connections and never wait for the writer (WAL snapshots);
+//   a read that starts after a write returned sees that write.
+// Errors: SQL and I/O failures come back as server_error with the SQLite message; a write that
+//   collides with a unique key or references a missing row (duplicate id, unknown agent) comes
+//   back as conflict. No exception escapes.
+// Every statement waits at most kBusyTimeoutMs for a lock held by another process.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "store/store.h"
+
+namespace agentgate::store {
+
+class SqliteStore final : public Store {
+ public:
+  static constexpr int kBusyTimeoutMs = 5000;
+
+  // Opens (creating the file and its parent directories if missing) the database at path and
+  // applies any migrations it does not have yet. A database written by a newer agentgate, with
+  // migrations this build does not know, is refused.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+
+  // Lets queued writes finish, stops the writer thread and closes every connection. No call
+  // may be in progress or start once destruction begins.
+  ~SqliteStore() override;
+
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  Status LoadAgents(const std::function<void(AgentRecord&&)>& sink) override;
+  Status LoadActiveGrants(std::int64_t now_ms,
+                          const std::function<void(GrantRecord&&)>& sink) override;
+
+  Status InsertAgent(const AgentRecord& agent) override;
+  Status InsertGrant(const GrantRecord& grant) override;
+  Result<std::vector<std::string>> RevokeGrants(const std::vector<std::string>& ids,
+                                                std::int64_t at_ms,
+                                                const std::string& revoked_by) override;
+  Result<std::optional<GrantRecord>> FindGrant(const std::string& id) override;
+  // A limit of zero or less gives no rows.
+  Result<std::vector<GrantRecord>> ListGrants(const GrantFilter& filter) override;
+
+  Result<UserRecord> SignInUser(const std::string& email, const std::string& new_user_id,
+                                std::int64_t now_ms, bool promote_if_no_admin) override;
+
+  Status InsertMagicLink(const crypto::Digest& token_hash, const std::string& email,
+                         std::int64_t created_at_ms, std::int64_t expires_at_ms) override;
+  Result<std::optional<std::string>> ConsumeMagicLink(const crypto::Digest& token_hash,
+                                                      std::int64_t now_ms) override;
+
+  Status InsertSession(const crypto::Digest& token_hash, const std::string& user_id,
+                       std::int64_t created_at_ms, std::int64_t expires_at_ms) override;
+  Result<std::optional<SessionInfo>> FindSession(const crypto::Digest& token_hash,
+                                                 std::int64_t now_ms) override;
+  Status DeleteSession(const crypto::Digest& token_hash) override;
+
+  // checks_total grows by the sum of the checks_per_day deltas (the authoritative count), not by
+  // the number of check records, which the caller may sample.
+  Status FlushBookkeeping(const Bookkeeping& batch) override;
+  Result<Counters> LoadCounters(std::int64_t utc_day) override;
+
+  Status Prune(std::int64_t now_ms, std::int64_t check_records_before_ms) override;
+
+ private:
+  class Connection;
+  class ReaderPool;
+  class Writer;
+  using Op = std::function<Status(Connection&)>;
+
+  SqliteStore(std::unique_ptr<ReaderPool> readers, std::unique_ptr<Writer> writer);
+
+  // Run op on a read connection / as one savepoint of the next group commit. `what` names the
+  // method in error messages.
+  Status Read(std::string_view what, const Op& op);
+  Status Write(std::string_view what, const Op& op);
+
+  // Declared in this order so that readers close before the writer, whose connection is then
+  // the last one and checkpoints the WAL into the database file on close.
+  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<ReaderPool> readers_;
+};
+
+}  // namespace agentgate::store

@@ -1,0 +1,443 @@
+// Bad input on every endpoint gets a structured 4xx — never a 5xx, a crash or a hang — and the
+// server keeps serving. Then raw TCP abuse: garbage, oversized headers, slowloris, clients that
+// vanish mid-body.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import {
+  startServer, api, registerAgent, signIn, requestMagicLink, followMagicLink, uniqueEmail, rawHttp,
+  parseRawResponse,
+} from './lib/server.mjs';
+import { expectError, expectNoServerError, expectCleanLogs, sleep } from './lib/expect.mjs';
+
+let srv;
+let A; let B;
+let cookie;
+let usedLink;
+
+before(async () => {
+  srv = await startServer({ args: ['--rate-limit', 'register=1000/h', '--rate-limit', 'magic-link=1000/15m'] });
+  A = await registerAgent(srv.url);
+  B = await registerAgent(srv.url);
+  cookie = await signIn(srv.url, uniqueEmail('bad'));
+  usedLink = await requestMagicLink(srv.url, uniqueEmail('used'));
+  assert.equal((await followMagicLink(usedLink)).status, 302);
+});
+after(async () => {
+  if (srv) {
+    assert.equal(srv.exited(), false, 'the server is still running after the abuse');
+    expectCleanLogs(srv);
+    assert.equal(await srv.stop(), 0);
+  }
+});
+
+// Runs one case. `codes`: acceptable error codes (all must be 4xx in the one shape).
+// `allow200`: a 200 with a denied decision is acceptable too (e.g. an odd but well-formed action).
+async function expectRejected(what, method, path, opts, codes, { allow200 = false } = {}) {
+  const res = await api(srv.url, method, path, opts);
+  if (allow200 && res.status === 200) {
+    assert.equal(res.json?.allowed, false, `${what}: a 200 must be a denial: ${res.text}`);
+    return res;
+  }
+  expectNoServerError(res, what);
+  const list = Array.isArray(codes) ? codes : [codes];
+  assert.ok(list.includes(res.json.error), `${what}: got ${res.status} ${res.json.error} (${res.json.message}); expected ${list.join('|')}`);
+  expectError(res, res.status, res.json.error);
+  return res;
+}
+
+const email = () => uniqueEmail('dev');
+const WRONG_TYPES = [5, 1.5, true, [], ['x'], { a: 'b' }];
+
+test('POST /agent/register', async () => {
+  const P = '/agent/register';
+  for (const body of ['', ' ', '{', '{"name":', '{"name":"a",}', '[]', '[{}]', '123', '"str"', 'null', 'true',
+    '{"name":"a","developer_email":"a@b.co"} trailing', '{"name":"a" "developer_email":"a@b.co"}', "{'name':'a'}"]) {
+    await expectRejected(`register body ${JSON.stringify(body)}`, 'POST', P, { body }, 'invalid_json');
+  }
+  for (const v of WRONG_TYPES) {
+    await expectRejected(`name ${JSON.stringify(v)}`, 'POST', P, { body: { name: v, developer_email: email() } },
+      ['invalid_field', 'invalid_name']);
+    await expectRejected(`developer_email ${JSON.stringify(v)}`, 'POST', P, { body: { name: 'a', developer_email: v } },
+      ['invalid_field', 'invalid_email']);
+    await expectRejected(`description ${JSON.stringify(v)}`, 'POST', P,
+      { body: { name: 'a', developer_email: email(), description: v } }, 'invalid_field');
+  }
+  for (const v of [5, 'str', [], [1], true]) {
+    await expectRejected(`metadata ${JSON.stringify(v)}`, 'POST', P,
+      { body: { name: 'a', developer_email: email(), metadata: v } }, 'invalid_field');
+  }
+  await expectRejected('name null', 'POST', P, { body: { name: null, developer_email: email() } },
+    ['missing_fields', 'invalid_field', 'invalid_name']);
+  await expectRejected('developer_email null', 'POST', P, { body: { name: 'a', developer_email: null } },
+    ['missing_fields', 'invalid_field', 'invalid_email']);
+  await expectRejected('name 101 CJK characters', 'POST', P, { body: { name: '日'.repeat(101), developer_email: email() } }, 'invalid_name');
+  await expectRejected('name 10000 characters', 'POST', P, { body: { name: 'x'.repeat(10000), developer_email: email() } }, 'invalid_name');
+  await expectRejected('description 2001 characters', 'POST', P,
+    { body: { name: 'a', developer_email: email(), description: 'd'.repeat(2001) } }, 'invalid_field');
+  await expectRejected('metadata over 16 KiB', 'POST', P,
+    { body: { name: 'a', developer_email: email(), metadata: { blob: 'm'.repeat(17 * 1024) } } }, 'invalid_field');
+  for (const bad of ['', 'plain', 'a@', '@b.co', `${'l'.repeat(300)}@example.com`, 'a@b.co\r\nBcc: victim@example.com',
+    'a@b.co\nX: y', '<a@b.co>', 'a@b.co,c@d.co', 'a@b..co']) {
+    await expectRejected(`developer_email ${JSON.stringify(bad)}`, 'POST', P, { body: { name: 'a', developer_email: bad } },
+      ['invalid_email', 'missing_fields']);
+  }
+  // Invalid UTF-8 inside a JSON string.
+  const badUtf8 = Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from(`","developer_email":"${email()}"}`)]);
+  await expectRejected('invalid UTF-8', 'POST', P, { body: badUtf8 }, ['invalid_json', 'invalid_field', 'invalid_name']);
+  // Deep nesting must not blow the stack.
+  await expectRejected('100000 nested arrays', 'POST', P, { body: '['.repeat(100000) }, 'invalid_json');
+  await expectRejected('deeply nested metadata', 'POST', P,
+    { body: `{"name":"a","developer_email":"${email()}","metadata":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}` },
+    ['invalid_json', 'invalid_field']);
+
+  // Unicode that is valid is kept exactly.
+  const name = 'Агент ✈️ 日本語 🚀 "quoted" \\ back';
+  const ok = await api(srv.url, 'POST', P, { body: { name, description: 'ñ'.repeat(2000), developer_email: email(), metadata: { k: '🚀' } } });
+  assert.equal(ok.status, 201, ok.text);
+  const prof = await api(srv.url, 'GET', `/agent/${ok.json.agent_id}`, { bearer: ok.json.secret });
+  assert.equal(prof.json.name, name);
+  assert.equal(prof.json.description, 'ñ'.repeat(2000));
+  assert.deepEqual(prof.json.metadata, { k: '🚀' });
+});
+
+test('oversized bodies (default 1 MiB limit) on every POST endpoint', async () => {
+  const filler = 'x'.repeat(1024 * 1024 + 1);
+  for (const [path, opts] of [
+    ['/agent/register', {}], ['/permission/check', { bearer: A.secret }], ['/permission/grant', { cookie }],
+    ['/permission/revoke', { cookie }], ['/auth/magic-link', {}],
+  ]) {
+    const res = await api(srv.url, 'POST', path, { ...opts, body: JSON.stringify({ pad: filler }) });
+    expectError(res, 413, 'payload_too_large');
+  }
+  // Just under 1 MiB is read and judged on its content.
+  const under = JSON.stringify({ name: 'a', developer_email: email(), description: 'd'.repeat(1000 * 1000) });
+  expectError(await api(srv.url, 'POST', '/agent/register', { body: under }), 400, 'invalid_field');
+});
+
+test('GET /permission/check', async () => {
+  const base = `/permission/check`;
+  const q = (agent, action) => `${base}?agent_id=${encodeURIComponent(agent)}&action=${encodeURIComponent(action)}`;
+  await expectRejected('no params', 'GET', base, { bearer: A.secret }, 'missing_params');
+  await expectRejected('empty agent_id', 'GET', `${base}?agent_id=&action=x`, { bearer: A.secret }, ['missing_params', 'invalid_field']);
+  await expectRejected('empty action', 'GET', `${base}?agent_id=${A.agent_id}&action=`, { bearer: A.secret }, ['missing_params', 'invalid_field']);
+  await expectRejected('both empty', 'GET', `${base}?agent_id=&action=`, { bearer: A.secret }, ['missing_params', 'invalid_field']);
+  await expectRejected('names without values', 'GET', `${base}?agent_id&action`, { bearer: A.secret }, ['missing_params', 'invalid_field']);
+  await expectRejected('bare ?', 'GET', `${base}?`, { bearer: A.secret }, 'missing_params');
+  await expectRejected('only &&&', 'GET', `${base}?&&&=&`, { bearer: A.secret }, ['missing_params', 'bad_request']);
+  // Repeated parameters: either rejected, or answered for the agent the secret belongs to.
+  await expectRejected('repeated agent_id (A, B) with A\'s secret', 'GET', `${base}?agent_id=${A.agent_id}&agent_id=${B.agent_id}&action=x`,
+    { bearer: A.secret }, ['invalid_field', 'bad_request', 'forbidden', 'missing_params'], { allow200: true });
+  await expectRejected('repeated action', 'GET', `${base}?agent_id=${A.agent_id}&action=x&action=y`,
+    { bearer: A.secret }, ['invalid_field', 'bad_request', 'missing_params'], { allow200: true });
+  await expectRejected('broken percent-encoding', 'GET', `${base}?agent_id=%ZZ&action=%`, { bearer: A.secret },
+    ['bad_request', 'invalid_field', 'agent_not_found', 'missing_params', 'forbidden']);
+
+  // Credentials.
+  const target = q(A.agent_id, 'x');
+  await expectRejected('no Authorization', 'GET', target, {}, 'unauthorized');
+  for (const auth of ['Bearer', 'Bearer ', 'Bearer  ', 'Basic x', 'Basic dXNlcjpwYXNz', `Token ${A.secret}`, A.secret,
+    `Bearer sk_ap_`, `Bearer sk_ap_${'z'.repeat(64)}`, `Bearer sk_ap_${'0'.repeat(63)}`, `Bearer sk_ap_${'0'.repeat(65)}`,
+    `Bearer ${A.secret}x`, `Bearer ${A.secret.slice(0, -1)}`, `Bearer ${A.secret.toUpperCase().replace('SK_AP_', 'sk_ap_')}`,
+    `Bearer ${A.secret} ${A.secret}`, `Bearer ${'🚀'.repeat(10)}`, `Bearer ${'x'.repeat(8000)}`, `Bearer ${A.agent_id}`,
+    `Bearer${A.secret}`]) {
+    await expectRejected(`Authorization ${JSON.stringify(auth.slice(0, 40))}`, 'GET', target, { headers: { Authorization: auth } }, 'unauthorized');
+  }
+  await expectRejected('session cookie instead of bearer', 'GET', target, { cookie }, 'unauthorized');
+  await expectRejected('another agent\'s secret', 'GET', target, { bearer: B.secret }, 'forbidden');
+  await expectRejected('unknown agent', 'GET', q('ap_ffffffffffffffff', 'x'), { bearer: A.secret }, 'agent_not_found');
+  await expectRejected('agent id with path characters', 'GET', q('../../etc/passwd', 'x'), { bearer: A.secret }, ['agent_not_found', 'invalid_field']);
+  await expectRejected('agent id 5000 chars', 'GET', q('ap_'.padEnd(5000, 'a'), 'x'), { bearer: A.secret }, ['agent_not_found', 'invalid_field']);
+  await expectRejected('agent id with NUL', 'GET', q(`${A.agent_id}\0`, 'x'), { bearer: A.secret }, ['agent_not_found', 'invalid_field', 'forbidden']);
+  // Odd actions: a denial or a 400, never a 5xx.
+  for (const action of ['x'.repeat(10000), '日本語', '🚀', 'a b', 'a\0b', '"; DROP TABLE grants; --', '*', '%00']) {
+    await expectRejected(`action ${JSON.stringify(action.slice(0, 20))}`, 'GET', q(A.agent_id, action), { bearer: A.secret },
+      ['invalid_field'], { allow200: true });
+  }
+});
+
+test('POST /permission/check', async () => {
+  const P = '/permission/check';
+  const opts = (body) => ({ bearer: A.secret, body });
+  for (const body of ['', '{', '[]', '"x"', '7', 'null', '{"agent_id":"a","action":"b"}}']) {
+    await expectRejected(`body ${JSON.stringify(body)}`, 'POST', P, opts(body), 'invalid_json');
+  }
+  await expectRejected('{}', 'POST', P, opts({}), 'missing_fields');
+  await expectRejected('no action', 'POST', P, opts({ agent_id: A.agent_id }), 'missing_fields');
+  await expectRejected('no agent_id', 'POST', P, opts({ action: 'x' }), 'missing_fields');
+  for (const v of WRONG_TYPES) {
+    await expectRejected(`agent_id ${JSON.stringify(v)}`, 'POST', P, opts({ agent_id: v, action: 'x' }), 'invalid_field');
+    await expectRejected(`action ${JSON.stringify(v)}`, 'POST', P, opts({ agent_id: A.agent_id, action: v }), 'invalid_field');
+  }
+  await expectRejected('agent_id null', 'POST', P, opts({ agent_id: null, action: 'x' }), ['missing_fields', 'invalid_field']);
+  for (const context of ['x', 1, [], [{}], true]) {
+    await expectRejected(`context ${JSON.stringify(context)}`, 'POST', P, opts({ agent_id: A.agent_id, action: 'x', context }), 'invalid_field');
+  }
+  await expectRejected('no bearer', 'POST', P, { body: { agent_id: A.agent_id, action: 'x' } }, 'unauthorized');
+  await expectRejected('garbage bearer', 'POST', P, { bearer: 'sk_ap_nope', body: { agent_id: A.agent_id, action: 'x' } }, 'unauthorized');
+  await expectRejected('another agent\'s secret', 'POST', P, { bearer: B.secret, body: { agent_id: A.agent_id, action: 'x' } }, 'forbidden');
+  await expectRejected('unknown agent', 'POST', P, opts({ agent_id: 'ap_0123456789abcdef', action: 'x' }), 'agent_not_found');
+  const huge = `{"agent_id":"${A.agent_id}","action":"x","context":{"spend":1e400}}`;
+  await expectRejected('huge number in context', 'POST', P, { bearer: A.secret, body: huge },
+    ['invalid_json', 'invalid_field'], { allow200: true });
+});
+
+test('POST /permission/grant', async () => {
+  const P = '/permission/grant';
+  const opts = (body) => ({ cookie, body });
+  await expectRejected('no session', 'POST', P, { body: { agent_id: A.agent_id, action: 'x' } }, 'unauthorized');
+  for (const c of ['garbage', '', 'x'.repeat(5000), A.secret, '🚀', '"quoted"']) {
+    await expectRejected(`cookie ${JSON.stringify(c.slice(0, 20))}`, 'POST', P,
+      { headers: { Cookie: `ap_session=${c}` }, body: { agent_id: A.agent_id, action: 'x' } }, 'unauthorized');
+  }
+  await expectRejected('cookie without a value', 'POST', P, { headers: { Cookie: 'ap_session' }, body: { agent_id: A.agent_id, action: 'x' } }, 'unauthorized');
+  await expectRejected('bearer instead of a session', 'POST', P, { bearer: A.secret, body: { agent_id: A.agent_id, action: 'x' } }, 'unauthorized');
+  for (const body of ['', '{"agent_id":', '[]', '1', 'null']) {
+    await expectRejected(`body ${JSON.stringify(body)}`, 'POST', P, opts(body), 'invalid_json');
+  }
+  await expectRejected('{}', 'POST', P, opts({}), 'missing_fields');
+  for (const v of WRONG_TYPES) {
+    await expectRejected(`agent_id ${JSON.stringify(v)}`, 'POST', P, opts({ agent_id: v, action: 'x' }), 'invalid_field');
+    await expectRejected(`action ${JSON.stringify(v)}`, 'POST', P, opts({ agent_id: A.agent_id, action: v }), 'invalid_field');
+    await expectRejected(`expires_in ${JSON.stringify(v)}`, 'POST', P, opts({ agent_id: A.agent_id, action: 'x', expires_in: v }),
+      ['invalid_expires_in', 'invalid_field']);
+  }
+  for (const v of [5, 'str', [], [1], true]) {
+    await expectRejected(`scope ${JSON.stringify(v)}`, 'POST', P, opts({ agent_id: A.agent_id, action: 'x', scope: v }), 'invalid_field');
+    await expectRejected(`metadata ${JSON.stringify(v)}`, 'POST', P, opts({ agent_id: A.agent_id, action: 'x', metadata: v }), 'invalid_field');
+  }
+  await expectRejected('metadata over 16 KiB', 'POST', P,
+    opts({ agent_id: A.agent_id, action: 'x', metadata: { m: 'm'.repeat(17 * 1024) } }), 'invalid_field');
+  for (const action of ['', 'a b', 'x'.repeat(201), 'ü', '🚀', 'a\nb', 'a;b', 'a"b', 'a\0b']) {
+    await expectRejected(`action ${JSON.stringify(action.slice(0, 20))}`, 'POST', P, opts({ agent_id: A.agent_id, action }),
+      ['invalid_field', 'missing_fields']);
+  }
+  await expectRejected('unknown agent', 'POST', P, opts({ agent_id: 'ap_0123456789abcdef', action: 'x' }), 'agent_not_found');
+  await expectRejected('empty agent_id', 'POST', P, opts({ agent_id: '', action: 'x' }), ['agent_not_found', 'invalid_field', 'missing_fields']);
+  // A 200-character action of the allowed alphabet is fine.
+  const ok = await api(srv.url, 'POST', P, opts({ agent_id: A.agent_id, action: `a.b:c/d*e-f_${'x'.repeat(188)}` }));
+  assert.equal(ok.status, 201, ok.text);
+  // None of the rejected grants took effect.
+  const prof = await api(srv.url, 'GET', `/agent/${A.agent_id}`, { bearer: A.secret });
+  assert.deepEqual(prof.json.active_permissions.map((p) => p.permission_id), [ok.json.permission_id]);
+});
+
+test('POST /permission/revoke', async () => {
+  const P = '/permission/revoke';
+  const opts = (body) => ({ cookie, body });
+  await expectRejected('no session', 'POST', P, { body: { permission_id: '00000000-0000-4000-8000-000000000000' } }, 'unauthorized');
+  for (const body of ['', '{', '[]', '"x"']) {
+    await expectRejected(`body ${JSON.stringify(body)}`, 'POST', P, opts(body), 'invalid_json');
+  }
+  await expectRejected('{}', 'POST', P, opts({}), 'missing_fields');
+  await expectRejected('agent_id only', 'POST', P, opts({ agent_id: A.agent_id }), 'missing_fields');
+  await expectRejected('action only', 'POST', P, opts({ action: 'x' }), 'missing_fields');
+  for (const v of WRONG_TYPES) {
+    await expectRejected(`permission_id ${JSON.stringify(v)}`, 'POST', P, opts({ permission_id: v }), 'invalid_field');
+    await expectRejected(`agent_id ${JSON.stringify(v)}`, 'POST', P, opts({ agent_id: v, action: 'x' }), 'invalid_field');
+  }
+  for (const id of ['not-a-uuid', '', 'x'.repeat(5000), "' OR 1=1 --", '00000000-0000-0000-0000-00000000000g']) {
+    await expectRejected(`permission_id ${JSON.stringify(id.slice(0, 20))}`, 'POST', P, opts({ permission_id: id }),
+      ['permission_not_found', 'invalid_field', 'missing_fields']);
+  }
+  await expectRejected('unknown agent', 'POST', P, opts({ agent_id: 'ap_0123456789abcdef', action: 'x' }),
+    ['permission_not_found', 'agent_not_found']);
+});
+
+test('GET /permissions, GET /auth/session, POST /auth/logout', async () => {
+  await expectRejected('permissions without session', 'GET', '/permissions', {}, 'unauthorized');
+  await expectRejected('permissions status=bogus', 'GET', '/permissions?status=bogus', { cookie }, 'invalid_field');
+  await expectRejected('permissions status=ACTIVE', 'GET', '/permissions?status=ACTIVE', { cookie }, 'invalid_field');
+  const rep = await api(srv.url, 'GET', '/permissions?status=all&status=bogus', { cookie });
+  assert.ok(rep.status === 200 || (rep.status === 400 && rep.json.error === 'invalid_field'), `repeated status: ${rep.status} ${rep.text}`);
+  const unknown = await api(srv.url, 'GET', '/permissions?agent_id=ap_nobody', { cookie });
+  assert.equal(unknown.status, 200, unknown.text);
+  assert.deepEqual(unknown.json.permissions, []);
+  for (const c of ['garbage', 'x'.repeat(8000), A.secret]) {
+    await expectRejected(`session cookie ${c.slice(0, 10)}`, 'GET', '/auth/session', { headers: { Cookie: `ap_session=${c}` } }, 'unauthorized');
+  }
+  await expectRejected('malformed Cookie header', 'GET', '/auth/session', { headers: { Cookie: ';;;=;ap_session;=x' } }, 'unauthorized');
+  const out = await api(srv.url, 'POST', '/auth/logout', { body: '{broken', headers: { Cookie: 'ap_session=garbage' } });
+  assert.equal(out.status, 200, `logout ignores a junk body and unknown session: ${out.text}`);
+});
+
+test('POST /auth/magic-link', async () => {
+  const P = '/auth/magic-link';
+  for (const body of ['', '{', '[]', '"a@b.co"', 'null']) {
+    await expectRejected(`body ${JSON.stringify(body)}`, 'POST', P, { body }, 'invalid_json');
+  }
+  await expectRejected('{}', 'POST', P, { body: {} }, 'missing_fields');
+  for (const v of WRONG_TYPES) {
+    await expectRejected(`email ${JSON.stringify(v)}`, 'POST', P, { body: { email: v } }, ['invalid_field', 'invalid_email']);
+  }
+  await expectRejected('email null', 'POST', P, { body: { email: null } }, ['missing_fields', 'invalid_field', 'invalid_email']);
+  for (const bad of ['', 'nope', 'a@', `${'x'.repeat(300)}@example.com`, 'a@b.co\r\nBcc: victim@example.com',
+    'a@b.co\r\n\r\nbody', 'a@b.co>', '<a@b.co', 'a@b.co\0']) {
+    await expectRejected(`email ${JSON.stringify(bad.slice(0, 30))}`, 'POST', P, { body: { email: bad } }, ['invalid_email', 'missing_fields']);
+  }
+});
+
+test('GET /auth/verify: missing, empty, unknown, reused, repeated, very long tokens', async () => {
+  await expectRejected('no token', 'GET', '/auth/verify', {}, 'missing_params');
+  await expectRejected('empty token', 'GET', '/auth/verify?token=', {}, ['missing_params', 'invalid_token']);
+  await expectRejected('unknown token', 'GET', '/auth/verify?token=ml_nope', {}, 'invalid_token');
+  await expectRejected('reused link', 'GET', new URL(usedLink).pathname + new URL(usedLink).search, {}, 'invalid_token');
+  await expectRejected('repeated token', 'GET', '/auth/verify?token=ml_a&token=ml_b', {}, ['invalid_token', 'invalid_field', 'bad_request']);
+  await expectRejected('8000-char token', 'GET', `/auth/verify?token=ml_${'a'.repeat(8000)}`, {}, 'invalid_token');
+  await expectRejected('unicode token', 'GET', `/auth/verify?token=${encodeURIComponent('ml_🚀')}`, {}, 'invalid_token');
+});
+
+test('GET /agent/:id and unknown paths and methods', async () => {
+  await expectRejected('no bearer', 'GET', `/agent/${A.agent_id}`, {}, 'unauthorized');
+  await expectRejected('wrong bearer', 'GET', `/agent/${A.agent_id}`, { bearer: 'sk_ap_bad' }, 'unauthorized');
+  await expectRejected('other agent\'s secret', 'GET', `/agent/${A.agent_id}`, { bearer: B.secret }, 'forbidden');
+  await expectRejected('unknown agent', 'GET', '/agent/ap_0000000000000000', { bearer: A.secret }, 'agent_not_found');
+  await expectRejected('5000-char id', 'GET', `/agent/${'a'.repeat(5000)}`, { bearer: A.secret }, ['agent_not_found', 'not_found']);
+  await expectRejected('encoded NUL id', 'GET', '/agent/%00', { bearer: A.secret }, ['agent_not_found', 'not_found', 'bad_request']);
+  await expectRejected('encoded slash id', 'GET', `/agent/${A.agent_id}%2Fx`, { bearer: A.secret }, ['agent_not_found', 'not_found']);
+  await expectRejected('unicode id', 'GET', `/agent/${encodeURIComponent('日本')}`, { bearer: A.secret }, ['agent_not_found', 'not_found']);
+  await expectRejected('empty id', 'GET', '/agent/', { bearer: A.secret }, ['not_found', 'agent_not_found']);
+  await expectRejected('POST /health', 'POST', '/health', { body: {} }, 'method_not_allowed');
+  await expectRejected('DELETE /permission/grant', 'DELETE', '/permission/grant', { cookie }, 'method_not_allowed');
+  await expectRejected('PUT /agent/:id', 'PUT', `/agent/${A.agent_id}`, { bearer: A.secret, body: {} }, 'method_not_allowed');
+  await expectRejected('unknown path', 'GET', `/${'z'.repeat(3000)}`, {}, 'not_found');
+  await expectRejected('unknown path with query', 'GET', '/nope?x=1&x=2&=&&', {}, 'not_found');
+});
+
+test('raw TCP: garbage, oversized headers, smuggling shapes, bad chunking', async () => {
+  const cases = [
+    ['garbage text', 'HELLO THERE\r\n\r\n'],
+    ['binary junk', Buffer.from([0, 1, 2, 3, 255, 254, 13, 10, 13, 10])],
+    ['bad version', 'GET /health HTTP/9.9\r\nHost: x\r\n\r\n'],
+    ['no spaces', 'GET/healthHTTP/1.1\r\n\r\n'],
+    ['bad header line', 'GET /health HTTP/1.1\r\nHost x\r\n\r\n'],
+    ['non-numeric Content-Length', 'POST /agent/register HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}'],
+    ['negative Content-Length', 'POST /agent/register HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}'],
+    ['two different Content-Lengths', 'POST /agent/register HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x'],
+    ['bad chunk size', 'POST /agent/register HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n'],
+  ];
+  for (const [what, data] of cases) {
+    const r = await rawHttp(srv.port, data, { timeoutMs: 5000 });
+    assert.equal(r.timedOut, false, `${what}: the server answers or closes, it does not hang`);
+    if (r.data.length > 0) {
+      const res = parseRawResponse(r.data);
+      assert.ok(res, `${what}: a parseable HTTP response, got ${JSON.stringify(r.data.slice(0, 120))}`);
+      assert.ok(res.status >= 400 && res.status < 500, `${what}: 4xx, got ${res.status}`);
+      assert.equal(JSON.parse(res.body).error, res.status === 400 ? 'bad_request' : JSON.parse(res.body).error);
+    }
+  }
+  // The first garbage case must get a real bad_request, not a silent close.
+  const g = parseRawResponse((await rawHttp(srv.port, 'HELLO THERE\r\n\r\n')).data);
+  assert.equal(g?.status, 400);
+
+  const bigHeader = await rawHttp(srv.port, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`);
+  const bh = parseRawResponse(bigHeader.data);
+  assert.equal(bh?.status, 431, `a 17 KiB header: ${JSON.stringify(bigHeader.data.slice(0, 120))}`);
+  assert.equal(JSON.parse(bh.body).error, 'headers_too_large');
+  const many = Array.from({ length: 1200 }, (_, i) => `X-H${i}: ${'v'.repeat(10)}`).join('\r\n');
+  const manyHeaders = parseRawResponse((await rawHttp(srv.port, `GET /health HTTP/1.1\r\nHost: x\r\n${many}\r\n\r\n`)).data);
+  assert.equal(manyHeaders?.status, 431, 'many small headers over 16 KiB in total');
+  const longUrl = parseRawResponse((await rawHttp(srv.port, `GET /${'u'.repeat(20 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`)).data);
+  assert.ok(longUrl && longUrl.status >= 400 && longUrl.status < 500, `a 20 KiB URL gets a 4xx, got ${longUrl?.status}`);
+
+  // Chunked body over the limit.
+  const chunk = 'a'.repeat(64 * 1024);
+  let chunked = 'POST /agent/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n';
+  for (let i = 0; i < 20; i++) chunked += `${chunk.length.toString(16)}\r\n${chunk}\r\n`;
+  chunked += '0\r\n\r\n';
+  const ch = parseRawResponse((await rawHttp(srv.port, chunked)).data);
+  assert.equal(ch?.status, 413, 'a 1.25 MiB chunked body');
+  // Declared Content-Length over the limit is refused without reading the body.
+  const declared = parseRawResponse((await rawHttp(srv.port,
+    'POST /agent/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n{')).data);
+  assert.equal(declared?.status, 413, 'Content-Length: 999999999');
+
+  // Path traversal does not escape.
+  const trav = parseRawResponse((await rawHttp(srv.port, 'GET /docs/../../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).data);
+  assert.ok(trav && trav.status >= 400 && trav.status < 500, `traversal gets a 4xx, got ${trav?.status}`);
+  assert.ok(!trav.body.includes('root:'), 'no file content leaks');
+});
+
+test('raw TCP: clients that disconnect mid-body or mid-headers', async () => {
+  for (let i = 0; i < 20; i++) {
+    await new Promise((resolve) => {
+      const s = net.connect(srv.port, '127.0.0.1', () => {
+        if (i % 2 === 0) {
+          s.write(`POST /agent/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"name":"half`);
+        } else {
+          s.write('GET /permission/check?agent_id=ap_x&action=y HTTP/1.1\r\nHost: x\r\nAuthoriz');
+        }
+        setTimeout(() => { s.destroy(); resolve(); }, 20);
+      });
+      s.on('error', resolve);
+    });
+  }
+  // Resets in the middle of a response write.
+  for (let i = 0; i < 10; i++) {
+    await new Promise((resolve) => {
+      const s = net.connect(srv.port, '127.0.0.1', () => {
+        s.write('GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n');
+        s.once('data', () => { s.resetAndDestroy(); resolve(); });
+      });
+      s.on('error', resolve);
+    });
+  }
+  const h = await api(srv.url, 'GET', '/health');
+  assert.equal(h.status, 200);
+});
+
+test('slowloris: partial requests do not stall other clients and are dropped at the read deadline', async () => {
+  const s2 = await startServer({ args: ['--read-timeout', '2s', '--threads', '2'] });
+  const sockets = [];
+  try {
+    // 30 connections that trickle a header byte at a time, and 10 that send half a request and stop.
+    const closedAt = new Map();
+    const t0 = Date.now();
+    for (let i = 0; i < 40; i++) {
+      const s = net.connect(s2.port, '127.0.0.1');
+      s.on('error', () => {});
+      s.on('close', () => closedAt.set(i, Date.now() - t0));
+      s.write('GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+      sockets.push(s);
+    }
+    const trickle = setInterval(() => {
+      for (let i = 0; i < 30; i++) if (!sockets[i].destroyed) sockets[i].write('a');
+    }, 200);
+    try {
+      // Meanwhile, normal clients are answered promptly.
+      for (let i = 0; i < 15; i++) {
+        const start = Date.now();
+        const res = await api(s2.url, 'GET', '/health', { headers: { Connection: 'close' } });
+        assert.equal(res.status, 200);
+        assert.ok(Date.now() - start < 1000, `request ${i} answered in ${Date.now() - start} ms while slow clients hang on`);
+        await sleep(100);
+      }
+      // The silent half-requests are dropped at the read deadline (2 s), give or take.
+      const deadline = Date.now() + 6000;
+      while (Date.now() < deadline && [...Array(10).keys()].some((k) => !closedAt.has(30 + k))) await sleep(100);
+      for (let k = 30; k < 40; k++) {
+        assert.ok(closedAt.has(k), `silent partial request ${k} closed by the server within the read deadline`);
+        assert.ok(closedAt.get(k) >= 1500, `not closed before the deadline (${closedAt.get(k)} ms)`);
+      }
+    } finally {
+      clearInterval(trickle);
+    }
+    assert.equal((await api(s2.url, 'GET', '/health')).status, 200);
+  } finally {
+    for (const s of sockets) s.destroy();
+    assert.equal(await s2.stop(), 0);
+  }
+});
+
+test('after all of it the server is alive and healthy', async () => {
+  const h = await api(srv.url, 'GET', '/health');
+  assert.equal(h.status, 200);
+  assert.equal(h.json.status, 'ok');
+  assert.equal(srv.exited(), false);
+  // And the normal flow still works.
+  const c = await api(srv.url, 'POST', '/permission/grant', { cookie, body: { agent_id: B.agent_id, action: 'still_works' } });
+  assert.equal(c.status, 201, c.text);
+  const chk = await api(srv.url, 'GET', `/permission/check?agent_id=${B.agent_id}&action=still_works`, { bearer: B.secret });
+  assert.equal(chk.json.allowed, true);
+});
