@@ -30,8 +30,8 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                        s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -96,7 +96,7 @@ std::string DescribeFailure(CURLcode code, const char* detail, std::chrono::mill
       text = curl_easy_strerror(code);
       break;
   }
-  if (detail != nullptr && *detail != '\0') {
+  if (code != CURLE_OPERATION_TIMEDOUT && detail != nullptr && *detail != '\0') {
     text += " (";
     text += Trim(detail);
     text += ")";
@@ -120,11 +120,19 @@ Result<HttpResponse> SendOrThrow(const HttpRequest& request, std::chrono::millis
     headers.reset(grown);
     return true;
   };
+  bool has_content_type = false;
   for (const auto& [name, value] : request.headers) {
-    if (!add_header(name + ": " + value)) return MakeError(Code::kUnavailable, "out of memory");
+    std::string line = name;
+    line += ": ";
+    line += value;
+    if (!add_header(line)) return MakeError(Code::kUnavailable, "out of memory");
+    has_content_type = has_content_type || EqualsIgnoreCase(name, "Content-Type");
   }
-  // No "Expect: 100-continue" round trip for bodies.
-  if (!add_header("Expect:")) return MakeError(Code::kUnavailable, "out of memory");
+  // No "Expect: 100-continue" round trip for bodies, and no form Content-Type that libcurl
+  // would otherwise add to a POST body on its own.
+  if (!add_header("Expect:") || (!has_content_type && !add_header("Content-Type:"))) {
+    return MakeError(Code::kUnavailable, "out of memory");
+  }
 
   const long timeout_ms = static_cast<long>(std::max<long long>(1, timeout.count()));
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
@@ -142,8 +150,7 @@ Result<HttpResponse> SendOrThrow(const HttpRequest& request, std::chrono::millis
   if (!user_agent.empty()) curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent.c_str());
   if (request.body.has_value()) {
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body->data());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                     static_cast<curl_off_t>(request.body->size()));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body->size()));
   }
   if (request.method == "GET" && !request.body.has_value()) {
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);

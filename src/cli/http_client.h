@@ -34,8 +34,8 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpRequest {
   std::string method = "GET";
-  std::string url;           // absolute http:// or https:// URL, already percent-encoded
-  HeaderList headers;        // extra request headers, sent as given
+  std::string url;                  // absolute http:// or https:// URL, already percent-encoded
+  HeaderList headers;               // extra request headers, sent as given
   std::optional<std::string> body;  // sent (with Content-Length) when present
 };
 

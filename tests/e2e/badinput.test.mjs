@@ -48,6 +48,8 @@ async function expectRejected(what, method, path, opts, codes, { allow200 = fals
 }
 
 const email = () => uniqueEmail('dev');
+// Header values go out as raw bytes: UTF-8 text is passed to fetch as its Latin-1 byte string.
+const utf8Bytes = (text) => Buffer.from(text, 'utf8').toString('latin1');
 const WRONG_TYPES = [5, 1.5, true, [], ['x'], { a: 'b' }];
 
 test('POST /agent/register', async () => {
@@ -140,7 +142,7 @@ test('GET /permission/check', async () => {
   for (const auth of ['Bearer', 'Bearer ', 'Bearer  ', 'Basic x', 'Basic dXNlcjpwYXNz', `Token ${A.secret}`, A.secret,
     `Bearer sk_ap_`, `Bearer sk_ap_${'z'.repeat(64)}`, `Bearer sk_ap_${'0'.repeat(63)}`, `Bearer sk_ap_${'0'.repeat(65)}`,
     `Bearer ${A.secret}x`, `Bearer ${A.secret.slice(0, -1)}`, `Bearer ${A.secret.toUpperCase().replace('SK_AP_', 'sk_ap_')}`,
-    `Bearer ${A.secret} ${A.secret}`, `Bearer ${'🚀'.repeat(10)}`, `Bearer ${'x'.repeat(8000)}`, `Bearer ${A.agent_id}`,
+    `Bearer ${A.secret} ${A.secret}`, `Bearer ${utf8Bytes('🚀'.repeat(10))}`, `Bearer ${'x'.repeat(8000)}`, `Bearer ${A.agent_id}`,
     `Bearer${A.secret}`]) {
     await expectRejected(`Authorization ${JSON.stringify(auth.slice(0, 40))}`, 'GET', target, { headers: { Authorization: auth } }, 'unauthorized');
   }
@@ -187,7 +189,7 @@ test('POST /permission/grant', async () => {
   const P = '/permission/grant';
   const opts = (body) => ({ cookie, body });
   await expectRejected('no session', 'POST', P, { body: { agent_id: A.agent_id, action: 'x' } }, 'unauthorized');
-  for (const c of ['garbage', '', 'x'.repeat(5000), A.secret, '🚀', '"quoted"']) {
+  for (const c of ['garbage', '', 'x'.repeat(5000), A.secret, utf8Bytes('🚀'), '"quoted"']) {
     await expectRejected(`cookie ${JSON.stringify(c.slice(0, 20))}`, 'POST', P,
       { headers: { Cookie: `ap_session=${c}` }, body: { agent_id: A.agent_id, action: 'x' } }, 'unauthorized');
   }

@@ -133,11 +133,21 @@ test('quickstart: register, sign in by mailed link, grant 7d, check', async () =
   assert.equal(ap.scope, null);
   assert.equal(ap.created_at, g.created_at);
 
-  // The second agent has never checked: last_seen null, no permissions.
-  const prof2 = await api(url, 'GET', `/agent/${reg2.json.agent_id}`, { bearer: reg2.json.secret });
+  // The second agent checked once (denied): last_seen set, no permissions.
+  const prof2 = await eventually(async () => {
+    const r = await api(url, 'GET', `/agent/${reg2.json.agent_id}`, { bearer: reg2.json.secret });
+    return r.status === 200 && r.json.last_seen !== null ? r : null;
+  }) ?? await api(url, 'GET', `/agent/${reg2.json.agent_id}`, { bearer: reg2.json.secret });
   assert.equal(prof2.status, 200, prof2.text);
-  assert.equal(prof2.json.last_seen, null);
+  isoNear(prof2.json.last_seen, Date.now(), 60000, 'last_seen after a denied check');
   assert.deepEqual(prof2.json.active_permissions, []);
+  // A third agent that never checks: last_seen null.
+  const reg3 = await api(url, 'POST', '/agent/register', { body: { name: 'idle-agent', developer_email: 'you@example.com' } });
+  assert.equal(reg3.status, 201, reg3.text);
+  const prof3 = await api(url, 'GET', `/agent/${reg3.json.agent_id}`, { bearer: reg3.json.secret });
+  assert.equal(prof3.status, 200, prof3.text);
+  assert.equal(prof3.json.last_seen, null);
+  assert.deepEqual(prof3.json.active_permissions, []);
 
   // GET /permissions — the person's grants.
   const list = await api(url, 'GET', '/permissions', { cookie });
@@ -163,12 +173,12 @@ test('quickstart: register, sign in by mailed link, grant 7d, check', async () =
   assert.equal(sess.json.is_admin, true, 'first person to sign in on a server with no admin named is admin');
   isoNear(sess.json.expires_at, Date.now() + 30 * DAY, 60000, 'session expires_at (30 days)');
 
-  // /stats counts for real: 2 agents, 1 grant, 3 checks.
+  // /stats counts for real: 3 agents, 1 grant, 3 checks.
   const s1 = await eventually(async () => {
     const s = await stats();
     return s.checks_total >= 3 ? s : null;
   }) ?? await stats();
-  assert.deepEqual(s1, { agents_registered: 2, permissions_granted: 1, checks_today: 3, checks_total: 3 });
+  assert.deepEqual(s1, { agents_registered: 3, permissions_granted: 1, checks_today: 3, checks_total: 3 });
 
   // Exactly N more checks (GET and POST, allowed and denied) raise both counters by exactly N.
   const N = 7;
@@ -184,7 +194,7 @@ test('quickstart: register, sign in by mailed link, grant 7d, check', async () =
   }) ?? await stats();
   assert.equal(s2.checks_total, 3 + N);
   assert.equal(s2.checks_today, 3 + N);
-  assert.equal(s2.agents_registered, 2);
+  assert.equal(s2.agents_registered, 3);
   assert.equal(s2.permissions_granted, 1);
 
   // A failed check (wrong secret) is not a check.

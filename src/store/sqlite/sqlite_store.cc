@@ -59,8 +59,10 @@ CREATE INDEX grants_agent_action ON grants(agent_id, action);
 CREATE INDEX grants_granted_by ON grants(granted_by, created_at);
 -- The unfiltered list stops after its limit instead of sorting every grant.
 CREATE INDEX grants_created ON grants(created_at);
--- Only live grants: lets the start-up load and active lists skip revoked history cheaply.
-CREATE INDEX grants_active ON grants(expires_at) WHERE revoked_at IS NULL;
+-- The unrevoked grants in rowid order: the start-up load walks it and so skips revoked history
+-- while still reading the table sequentially (keying it by expires_at would not: it would visit
+-- expiring grants in expiry order, all over the table).
+CREATE INDEX grants_unrevoked ON grants(revoked_at) WHERE revoked_at IS NULL;
 )sql",
     // 2: sign-in.
     R"sql(
@@ -387,7 +389,8 @@ class SqliteStore::Connection {
   Connection& operator=(const Connection&) = delete;
 
   // sql must be a single statement. Statements are cached by their text, so only constant text
-  // belongs here: values always go through Bind*.
+  // belongs here: values always go through Bind*. A cached statement has one borrower at a
+  // time: do not prepare the same text again while its Statement is alive.
   Result<Statement> Prepare(std::string_view sql) {
     if (auto it = cache_.find(sql); it != cache_.end()) return Statement(db_, it->second);
     sqlite3_stmt* stmt = nullptr;
@@ -421,6 +424,10 @@ class SqliteStore::Connection {
   }
 
   bool InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+  // Straight to the C API: used on failure paths, including out of memory, so it must not throw.
+  void RollbackIfOpen() noexcept {
+    if (InTransaction()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
 
   // Sets the writer's journal, durability and integrity pragmas.
   Status ConfigureWriter();
@@ -435,8 +442,7 @@ class SqliteStore::Connection {
 };
 
 Status SqliteStore::Connection::ConfigureWriter() {
-  Connection& c = *this;
-  Result<Statement> mode = c.Prepare("PRAGMA journal_mode = WAL");
+  Result<Statement> mode = Prepare("PRAGMA journal_mode = WAL");
   if (!mode) return mode.take_error();
   Result<bool> row = mode->Step();
   if (!row) return row.take_error();
@@ -444,23 +450,22 @@ Status SqliteStore::Connection::ConfigureWriter() {
     return MakeError(Code::kServerError, "sqlite: the database cannot use WAL journaling");
   }
   // FULL: the WAL is synced at every commit, so a returned write survives power loss.
-  return c.ExecScript(
+  return ExecScript(
       "PRAGMA synchronous = FULL;"
       "PRAGMA foreign_keys = ON;"
       "PRAGMA journal_size_limit = 67108864;");
 }
 
 Status SqliteStore::Connection::Migrate() {
-  Connection& c = *this;
-  if (Status s = c.Exec("BEGIN IMMEDIATE"); !s) return s;
-  auto migrate = [&]() -> Status {
-    Status s = c.ExecScript(
+  if (Status s = Exec("BEGIN IMMEDIATE"); !s) return s;
+  auto migrate = [this]() -> Status {
+    Status s = ExecScript(
         "CREATE TABLE IF NOT EXISTS schema_migrations("
         "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT");
     if (!s) return s;
     std::int64_t current = 0;
     {
-      Result<Statement> stmt = c.Prepare(kSchemaVersionQuery);
+      Result<Statement> stmt = Prepare(kSchemaVersionQuery);
       if (!stmt) return stmt.take_error();
       Result<bool> row = stmt->Step();
       if (!row) return row.take_error();
@@ -473,19 +478,19 @@ Status SqliteStore::Connection::Migrate() {
                            std::to_string(kSchemaVersion) + "; upgrade agentgate");
     }
     for (int version = static_cast<int>(current) + 1; version <= kSchemaVersion; ++version) {
-      if (s = c.ExecScript(std::string(kMigrations[version - 1])); !s) {
+      if (s = ExecScript(std::string(kMigrations[version - 1])); !s) {
         return Annotate("migration " + std::to_string(version), s.take_error());
       }
-      Result<Statement> record = c.Prepare(kRecordMigration);
+      Result<Statement> record = Prepare(kRecordMigration);
       if (!record) return record.take_error();
       record->BindInt(1, version);
       record->BindInt(2, WallClockMs());
       if (s = record->Run(); !s) return s;
     }
-    return c.Exec("COMMIT");
+    return Exec("COMMIT");
   };
   Status s = migrate();
-  if (!s && c.InTransaction()) (void)c.Exec("ROLLBACK");
+  if (!s) RollbackIfOpen();
   return s;
 }
 
@@ -602,7 +607,7 @@ class SqliteStore::Writer {
         if (queue_.empty()) return;  // stopping, and everything queued has been answered
         batch.swap(queue_);
       }
-      RunBatch(batch);
+      RunBatchOrFailIt(batch);
       {
         std::lock_guard lock(mu_);
         // Notify under the lock: once it is released the caller may return and destroy cv.
@@ -612,6 +617,17 @@ class SqliteStore::Writer {
         }
       }
       batch.clear();
+    }
+  }
+
+  // An exception here (only std::bad_alloc is possible) must not kill the thread that every
+  // writer waits on: the batch fails as a whole instead.
+  void RunBatchOrFailIt(std::span<Pending* const> batch) {
+    try {
+      RunBatch(batch);
+    } catch (...) {
+      connection_->RollbackIfOpen();
+      for (Pending* pending : batch) pending->result = Error{Code::kServerError, {}, {}};
     }
   }
 
@@ -634,7 +650,7 @@ class SqliteStore::Writer {
       if (Status commit = c.Exec("COMMIT"); !commit) fatal = Annotate("commit", commit.error());
     }
     if (fatal) {
-      if (c.InTransaction()) (void)c.Exec("ROLLBACK");
+      c.RollbackIfOpen();
       for (Pending* pending : batch) {
         if (pending->result.ok()) pending->result = *fatal;
       }

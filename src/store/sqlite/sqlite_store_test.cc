@@ -225,6 +225,19 @@ TEST_F(SqliteStoreTest, UsesWalAndStoresDigestsAsBlobs) {
             "blob32");
 }
 
+TEST_F(SqliteStoreTest, CloseCheckpointsAndRemovesTheWal) {
+  {
+    std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->InsertAgent(TestAgent("ap_1")).ok());
+    ASSERT_TRUE(store->LoadAgents([](AgentRecord&&) {}).ok());  // a reader connection in use
+    EXPECT_TRUE(std::filesystem::exists(DbPath() + "-wal"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(DbPath() + "-wal"));
+  RawDb raw(DbPath());
+  EXPECT_EQ(raw.Query("SELECT id FROM agents"), "ap_1");
+}
+
 TEST_F(SqliteStoreTest, CheckRecordsAreWrittenAndPruned) {
   std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
   ASSERT_NE(store, nullptr);

@@ -7,7 +7,10 @@
 //     `request_id` equal to the X-Request-Id header. messageIncludes: strings the message must
 //     contain (case-insensitive), e.g. the names of missing fields.
 // expectNoServerError(res, what) — asserts a 4xx with the error shape (never 5xx).
-// isoNear(value, expectedMs, toleranceMs) — asserts an ISO-8601 UTC timestamp near a time.
+// isoNear(value, expectedMs, toleranceMs, what) — asserts an ISO-8601 UTC timestamp near a time.
+// eventually(fn, {timeoutMs, intervalMs}) — polls fn() until truthy; returns its last value.
+// expectCleanLogs(srv) — no sanitizer report or crash message in the server's log.
+// sleep(ms).
 
 import assert from 'node:assert/strict';
 

@@ -46,7 +46,12 @@
 // rawHttp(port, data, {timeoutMs = 5000, endAfterWrite = false} = {}) → { data, closed, timedOut }
 //     Writes raw bytes over node:net and collects the answer until the server closes the
 //     connection or timeoutMs passes.
+// parseRawResponse(data) → { status, headers: {lower-case name: value}, body } of the first
+//     HTTP response in a raw string, or null.
 // uniqueEmail(tag) → a fresh address under example.com.
+// makeTempDir(prefix) → a new temporary directory, removed when the test process exits (set
+//     AGENTGATE_E2E_KEEP=1 to keep them for a post-mortem).
+// BINARY — the path of the binary under test.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
