@@ -128,7 +128,7 @@ Result<std::string> SmallObjectField(const json::object& body, std::string_view 
   auto obj = OptionalObject(body, key);
   if (!obj.ok()) return obj.take_error();
   if (!obj->has_value()) return std::string();
-  std::string text = json::serialize(**obj);
+  std::string text = Serialize(**obj);
   if (text.size() > kMaxObjectBytes) {
     return MakeError(Code::kInvalidField, "Field '" + std::string(key) + "' is larger than " +
                                               std::to_string(kMaxObjectBytes) + " bytes");
@@ -215,7 +215,7 @@ http::Response Service::Register(http::Request& req) {
   out["docs_url"] = options_.base_url + "/docs";
   out["dashboard_url"] = options_.base_url + "/dashboard";
   out["note"] = "Save your secret \xe2\x80\x94 shown once only";
-  http::Response r = Json(201, json::serialize(out));
+  http::Response r = Json(201, Serialize(out));
   AddRateHeaders(r, register_limiter_, limit);
   return r;
 }
@@ -263,7 +263,7 @@ http::Response Service::AgentProfile(http::Request& req) {
     perms.push_back(std::move(p));
   }
   out["active_permissions"] = std::move(perms);
-  return Json(200, json::serialize(out));
+  return Json(200, Serialize(out));
 }
 
 // ---- checks --------------------------------------------------------------------------------
@@ -451,7 +451,7 @@ http::Response Service::Grant(http::Request& req) {
   out["scope"] = ParsedOrNull(g.scope_json);
   out["metadata"] = ParsedOrNull(g.metadata_json);
   out["created_at"] = FormatIso8601(g.created_at_ms);
-  return Json(201, json::serialize(out));
+  return Json(201, Serialize(out));
 }
 
 http::Response Service::Revoke(http::Request& req) {
@@ -528,7 +528,7 @@ http::Response Service::Revoke(http::Request& req) {
   json::array list;
   for (const auto& id : *revoked) list.emplace_back(id);
   out["permission_ids"] = std::move(list);
-  return Json(200, json::serialize(out));
+  return Json(200, Serialize(out));
 }
 
 http::Response Service::ListPermissions(http::Request& req) {
@@ -571,7 +571,7 @@ http::Response Service::ListPermissions(http::Request& req) {
   }
   json::object out;
   out["permissions"] = std::move(list);
-  return Json(200, json::serialize(out));
+  return Json(200, Serialize(out));
 }
 
 // ---- people --------------------------------------------------------------------------------
@@ -643,7 +643,7 @@ http::Response Service::Verify(http::Request& req) {
   out["signed_in"] = true;
   out["email"] = user->email;
   out["redirect"] = "/dashboard";
-  r.body = json::serialize(out);
+  r.body = Serialize(out);
   return r;
 }
 
@@ -655,7 +655,7 @@ http::Response Service::SessionInfo(http::Request& req) {
   out["email"] = session->user.email;
   out["is_admin"] = IsAdmin(session->user);
   out["expires_at"] = FormatIso8601(session->expires_at_ms);
-  return Json(200, json::serialize(out));
+  return Json(200, Serialize(out));
 }
 
 http::Response Service::Logout(http::Request& req) {
@@ -703,7 +703,7 @@ http::Response Service::Stats(http::Request& req) {
   out["permissions_granted"] = counters->permissions_granted;
   out["checks_today"] = today;
   out["checks_total"] = total;
-  return Json(200, json::serialize(out));
+  return Json(200, Serialize(out));
 }
 
 http::Response Service::Dashboard(http::Request& req) {

@@ -13,7 +13,7 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 }
 
 std::string Show(const json::value& v) {
-  std::string s = json::serialize(v);
+  std::string s = Serialize(v);
   if (s.size() > 64) s = s.substr(0, 61) + "...";
   return s;
 }

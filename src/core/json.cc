@@ -1,5 +1,8 @@
 #include "core/json.h"
 
+#include <charconv>
+#include <cmath>
+
 namespace agentgate {
 
 Result<json::object> ParseJsonObject(std::string_view body) {
@@ -36,6 +39,68 @@ Result<std::optional<json::object>> OptionalObject(const json::object& obj,
     return MakeError(Code::kInvalidField, "Field '" + std::string(key) + "' must be an object");
   }
   return std::optional<json::object>(it->value().as_object());
+}
+
+std::string Serialize(const json::value& v) {
+  std::string out;
+  AppendJson(out, v);
+  return out;
+}
+
+void AppendJson(std::string& out, const json::value& v) {
+  char buf[32];
+  switch (v.kind()) {
+    case json::kind::null: out += "null"; return;
+    case json::kind::bool_: out += v.get_bool() ? "true" : "false"; return;
+    case json::kind::int64: {
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get_int64());
+      out.append(buf, end);
+      return;
+    }
+    case json::kind::uint64: {
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get_uint64());
+      out.append(buf, end);
+      return;
+    }
+    case json::kind::double_: {
+      double d = v.get_double();
+      if (!std::isfinite(d)) {  // cannot come from a parser; be safe anyway
+        out += "null";
+        return;
+      }
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
+      std::string_view text(buf, static_cast<std::size_t>(end - buf));
+      out += text;
+      // Keep it a JSON number that reads back as a double: "1" would become an integer.
+      if (text.find_first_of(".eE") == std::string_view::npos) out += ".0";
+      return;
+    }
+    case json::kind::string: AppendJsonString(out, v.get_string()); return;
+    case json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        AppendJson(out, e);
+      }
+      out += ']';
+      return;
+    }
+    case json::kind::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& kv : v.get_object()) {
+        if (!first) out += ',';
+        first = false;
+        AppendJsonString(out, kv.key());
+        out += ':';
+        AppendJson(out, kv.value());
+      }
+      out += '}';
+      return;
+    }
+  }
 }
 
 void AppendJsonString(std::string& out, std::string_view s) {

@@ -21,6 +21,11 @@ Result<json::object> ParseJsonObject(std::string_view body);
 Result<std::optional<std::string>> OptionalString(const json::object& obj, std::string_view key);
 Result<std::optional<json::object>> OptionalObject(const json::object& obj, std::string_view key);
 
+// Serializes like json::serialize, but writes doubles in their shortest round-trip form
+// ("1.5", "1e+21") rather than Boost's "1.5E0", so values echo back as people wrote them.
+std::string Serialize(const json::value& v);
+void AppendJson(std::string& out, const json::value& v);
+
 // Appends s as a quoted JSON string.
 void AppendJsonString(std::string& out, std::string_view s);
 

@@ -5,11 +5,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <charconv>
 #include <optional>
 #include <random>
 #include <thread>
@@ -81,6 +84,9 @@ struct Worker {
   bool draining = false;
   asio::io_context ioc{1};
   asio::executor_work_guard<asio::io_context::executor_type> guard{ioc.get_executor()};
+  // Closes connections whose read or write deadline has passed. One timer per worker rather than
+  // one per operation keeps timers off the per-request path.
+  asio::steady_timer sweeper{ioc};
   std::thread thread;
 };
 
@@ -106,12 +112,12 @@ struct Server::Impl {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, Server::Impl& impl, Worker& worker)
-      : stream_(std::move(socket)), impl_(impl), worker_(worker) {
+      : socket_(std::move(socket)), impl_(impl), worker_(worker) {
     impl_.active_sessions.fetch_add(1, std::memory_order_relaxed);
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = socket_.remote_endpoint(ec);
     if (!ec) remote_ip_ = ep.address().to_string();
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    socket_.set_option(tcp::no_delay(true), ec);
   }
 
   ~Session() {
@@ -124,15 +130,23 @@ class Session : public std::enable_shared_from_this<Session> {
     DoRead();
   }
 
-  // Closes the connection unless a request is being handled; called when draining.
+  // Closes the connection unless a request is being handled or has begun to arrive; called
+  // when draining. A request mid-upload is let finish (bounded by its read deadline).
   void CloseIfIdle() {
-    if (!busy_) Close();
+    if (!busy_ && !(parser_ && parser_->got_some())) Close();
   }
 
   void Close() {
+    deadline_ns_ = 0;
+    if (!socket_.is_open()) return;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+  }
+
+  // Called by the worker's sweeper: closes the connection if its deadline has passed.
+  void CloseIfOverdue(std::int64_t now_ns) {
+    if (deadline_ns_ != 0 && now_ns > deadline_ns_) Close();
   }
 
  private:
@@ -145,9 +159,10 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(impl_.options.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(impl_.options.max_header_bytes));
-    stream_.expires_after(std::chrono::milliseconds(impl_.options.read_timeout_ms));
-    bhttp::async_read(stream_, buffer_, *parser_,
+    deadline_ns_ = SteadyNs() + impl_.options.read_timeout_ms * 1'000'000;
+    bhttp::async_read(socket_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->deadline_ns_ = 0;
                         self->OnRead(ec);
                       });
   }
@@ -248,7 +263,7 @@ class Session : public std::enable_shared_from_this<Session> {
     FixViews(*shared_req);
     asio::post(impl_.pool, [self = shared_from_this(), route, shared_req]() mutable {
       Response r = self->Invoke(*route, *shared_req);
-      auto executor = self->stream_.get_executor();
+      auto executor = self->socket_.get_executor();
       asio::post(executor, [self = std::move(self), shared_req = std::move(shared_req),
                             r = std::move(r)]() mutable { self->Send(std::move(r), *shared_req); });
     });
@@ -284,23 +299,42 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Send(Response r, const Request& req) {
     bool keep_alive = keep_alive_ && !worker_.draining;
-    res_.emplace();
-    res_->version(11);
-    res_->result(static_cast<unsigned>(r.status));
-    res_->set(bhttp::field::server, "agentgate");
-    if (!r.content_type.empty()) res_->set(bhttp::field::content_type, r.content_type);
-    res_->set("X-Request-Id", req.request_id);
-    res_->set(bhttp::field::access_control_allow_origin, "*");
-    res_->set(bhttp::field::access_control_expose_headers, kExposeHeaders);
-    for (auto& [name, value] : r.headers) res_->insert(name, value);
-    res_->keep_alive(keep_alive);
-    std::size_t size = r.body.size();
-    res_->body() = std::move(r.body);
-    res_->prepare_payload();
-    if (head_) {
-      res_->body().clear();
-      res_->content_length(size);
+    // One contiguous buffer: status line, headers, body. Its capacity is reused across the
+    // requests of this connection.
+    std::string& out = out_;
+    out.clear();
+    out += "HTTP/1.1 ";
+    AppendInt(out, r.status);
+    out += ' ';
+    out += bhttp::obsolete_reason(static_cast<bhttp::status>(r.status));
+    out += "\r\nServer: agentgate\r\n";
+    if (!r.content_type.empty()) {
+      out += "Content-Type: ";
+      out += r.content_type;
+      out += "\r\n";
     }
+    out += "X-Request-Id: ";
+    out += req.request_id;
+    out += "\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Expose-Headers: ";
+    out += kExposeHeaders;
+    out += "\r\n";
+    for (const auto& [name, value] : r.headers) {
+      out += name;
+      out += ": ";
+      // Header values never carry line breaks.
+      for (char c : value) out += (c == '\r' || c == '\n') ? ' ' : c;
+      out += "\r\n";
+    }
+    if (!keep_alive) out += "Connection: close\r\n";
+    bool no_body = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
+    if (!no_body) {
+      out += "Content-Length: ";
+      AppendInt(out, static_cast<std::int64_t>(r.body.size()));
+      out += "\r\n";
+    }
+    out += "\r\n";
+    if (!head_ && !no_body) out += r.body;
+
     if (impl_.options.access_log && impl_.logger.Enabled(LogLevel::kInfo)) {
       double ms = static_cast<double>(SteadyNs() - req.received_at_ns) / 1e6;
       char buf[32];
@@ -308,21 +342,29 @@ class Session : public std::enable_shared_from_this<Session> {
       impl_.logger.Info(std::string(MethodName(req.method)) + " " + std::string(req.path) + " " +
                         std::to_string(r.status) + " " + buf + " " + req.request_id);
     }
-    stream_.expires_after(std::chrono::milliseconds(impl_.options.read_timeout_ms));
-    bhttp::async_write(stream_, *res_,
-                       [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
-                         if (ec || !keep_alive) {
-                           self->Close();
-                           return;
-                         }
-                         self->DoRead();
-                       });
+    deadline_ns_ = SteadyNs() + impl_.options.read_timeout_ms * 1'000'000;
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+                        self->deadline_ns_ = 0;
+                        if (ec || !keep_alive) {
+                          self->Close();
+                          return;
+                        }
+                        self->DoRead();
+                      });
   }
 
-  beast::tcp_stream stream_;
+  static void AppendInt(std::string& out, std::int64_t v) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, end);
+  }
+
+  tcp::socket socket_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::string out_;
+  std::int64_t deadline_ns_ = 0;  // steady ns; 0 while no read or write is pending
   Server::Impl& impl_;
   Worker& worker_;
   std::string remote_ip_;
@@ -383,8 +425,27 @@ std::uint16_t Server::port() const { return impl_->port; }
 
 void Server::SetBaseUrl(std::string base_url) { impl_->base_url = std::move(base_url); }
 
+namespace {
+
+void ScheduleSweep(Worker& worker) {
+  worker.sweeper.expires_after(std::chrono::milliseconds(250));
+  worker.sweeper.async_wait([&worker](beast::error_code ec) {
+    if (ec) return;
+    std::int64_t now = SteadyNs();
+    std::vector<Session*> all(worker.sessions.begin(), worker.sessions.end());
+    for (Session* s : all) s->CloseIfOverdue(now);
+    ScheduleSweep(worker);
+  });
+}
+
+}  // namespace
+
 void Server::Run() {
   impl_->Accept();
+  for (auto& w : impl_->workers) {
+    Worker* worker = w.get();
+    asio::post(worker->ioc, [worker] { ScheduleSweep(*worker); });
+  }
   for (auto& w : impl_->workers) {
     Worker* worker = w.get();
     worker->thread = std::thread([worker, this] {
@@ -433,6 +494,8 @@ void Server::Stop(std::chrono::milliseconds drain_timeout) {
   }
   impl_->pool.join();
   for (auto& w : impl_->workers) {
+    Worker* worker = w.get();
+    asio::post(worker->ioc, [worker] { worker->sweeper.cancel(); });
     w->guard.reset();
   }
   // Let the workers finish closing; then stop whatever is left.
