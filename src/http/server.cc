@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <optional>
@@ -291,6 +292,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void FailAndClose(const Error& error) {
     keep_alive_ = false;
+    linger_ = true;
     busy_ = true;
     Request req;
     req.request_id = NewRequestId();
@@ -346,12 +348,39 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
                         self->deadline_ns_ = 0;
+                        if (!ec && self->linger_) {
+                          self->Linger();
+                          return;
+                        }
                         if (ec || !keep_alive) {
                           self->Close();
                           return;
                         }
                         self->DoRead();
                       });
+  }
+
+  // After an error response to a request whose body was not read (too large, malformed), the
+  // client may still be sending. Closing now would make the kernel answer with a reset that can
+  // destroy our response before the client reads it; so stop sending, and read and discard what
+  // still arrives, for a bounded time and size, before closing.
+  void Linger() {
+    beast::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    deadline_ns_ = SteadyNs() + 2'000'000'000LL;
+    DrainSome();
+  }
+
+  void DrainSome() {
+    socket_.async_read_some(
+        asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+          self->drained_ += n;
+          if (ec || self->drained_ > kMaxLingerBytes) {
+            self->Close();
+            return;
+          }
+          self->DrainSome();
+        });
   }
 
   static void AppendInt(std::string& out, std::int64_t v) {
@@ -365,6 +394,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::string out_;
   std::int64_t deadline_ns_ = 0;  // steady ns; 0 while no read or write is pending
+  bool linger_ = false;
+  std::size_t drained_ = 0;
+  std::array<char, 16384> scratch_{};
+  static constexpr std::size_t kMaxLingerBytes = 64 << 20;
   Server::Impl& impl_;
   Worker& worker_;
   std::string remote_ip_;
