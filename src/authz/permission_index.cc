@@ -31,6 +31,7 @@ std::shared_ptr<const Granter> PermissionIndex::InternGranter(const std::string&
 }
 
 void PermissionIndex::PutAgent(const AgentInfo& agent) {
+  std::optional<crypto::Digest> retired;
   {
     Shard& shard = ShardFor(agent.id);
     std::unique_lock lock(shard.mu);
@@ -38,9 +39,18 @@ void PermissionIndex::PutAgent(const AgentInfo& agent) {
     if (!slot) {
       slot = std::make_unique<Agent>();
       agent_count_.fetch_add(1, std::memory_order_relaxed);
+    } else if (slot->info.secret_hash != agent.secret_hash) {
+      retired = slot->info.secret_hash;
     }
     slot->info = agent;
     slot->last_seen_ms.store(agent.last_seen_ms, std::memory_order_relaxed);
+  }
+  if (retired) {
+    // A replaced secret must stop authenticating at once, also for the 401-vs-403 lookup.
+    SecretShard& old_shard = SecretShardFor(*retired);
+    std::unique_lock lock(old_shard.mu);
+    auto it = old_shard.owners.find(*retired);
+    if (it != old_shard.owners.end() && it->second == agent.id) old_shard.owners.erase(it);
   }
   SecretShard& secrets = SecretShardFor(agent.secret_hash);
   std::unique_lock lock(secrets.mu);

@@ -24,11 +24,13 @@ RateLimitResult RateLimiter::Hit(std::string_view key, std::int64_t now_ms) {
   auto it = shard.windows.find(key);
   if (it == shard.windows.end()) it = shard.windows.emplace(std::string(key), Window{}).first;
   Window& w = it->second;
-  if (w.count == 0 || now_ms - w.start_ms >= policy_.window_ms || now_ms < w.start_ms) {
+  if (w.count == 0 || now_ms - w.start_ms >= policy_.window_ms) {
     w.start_ms = now_ms;
     w.count = 0;
   }
+  // A clock read a moment earlier on another thread stays in the current window.
   std::int64_t reset_ms = w.start_ms + policy_.window_ms - now_ms;
+  if (reset_ms > policy_.window_ms) reset_ms = policy_.window_ms;
   r.reset_seconds = (reset_ms + 999) / 1000;
   if (r.reset_seconds < 1) r.reset_seconds = 1;
   if (w.count >= policy_.limit) {

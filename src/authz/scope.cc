@@ -9,7 +9,7 @@ constexpr std::string_view kMax = "max_";
 constexpr std::string_view kAllowed = "allowed_";
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
-  return s.size() > prefix.size() && s.substr(0, prefix.size()) == prefix;
+  return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
 }
 
 std::string Show(const json::value& v) {
@@ -18,22 +18,31 @@ std::string Show(const json::value& v) {
   return s;
 }
 
-// Numbers compared exactly where both are integers, as doubles otherwise.
+// Numbers compared exactly where both are integers (int64 or uint64, in any mix), as doubles
+// only when either is a double.
 bool LessOrEqual(const json::value& a, const json::value& bound) {
-  if (a.is_int64() && bound.is_int64()) return a.get_int64() <= bound.get_int64();
-  if (a.is_uint64() && bound.is_uint64()) return a.get_uint64() <= bound.get_uint64();
-  if (a.is_int64() && bound.is_uint64()) return true;  // int64 fits below any uint64 bound
-  if (a.is_uint64() && bound.is_int64()) return false;  // a >= 2^63 > any int64 bound
-  return a.to_number<double>() <= bound.to_number<double>();
+  if (a.is_double() || bound.is_double()) {
+    return a.to_number<double>() <= bound.to_number<double>();
+  }
+  bool a_neg = a.is_int64() && a.get_int64() < 0;
+  bool b_neg = bound.is_int64() && bound.get_int64() < 0;
+  if (a_neg != b_neg) return a_neg;
+  if (a_neg) return a.get_int64() <= bound.get_int64();
+  auto magnitude = [](const json::value& v) {
+    return v.is_int64() ? static_cast<std::uint64_t>(v.get_int64()) : v.get_uint64();
+  };
+  return magnitude(a) <= magnitude(bound);
+}
+
+// Equal as JSON values; numbers compare by value (1 == 1.0), integers exactly.
+bool SameValue(const json::value& a, const json::value& b) {
+  if (a.is_number() && b.is_number()) return LessOrEqual(a, b) && LessOrEqual(b, a);
+  return a == b;
 }
 
 bool ValueAllowed(const json::value& v, const json::array& allowed) {
   for (const auto& candidate : allowed) {
-    if (candidate == v) return true;
-    if (candidate.is_number() && v.is_number() &&
-        candidate.to_number<double>() == v.to_number<double>()) {
-      return true;
-    }
+    if (SameValue(candidate, v)) return true;
   }
   return false;
 }
@@ -43,6 +52,11 @@ bool ValueAllowed(const json::value& v, const json::array& allowed) {
 Status ValidateScope(const json::object& scope) {
   for (const auto& kv : scope) {
     std::string_view key = kv.key();
+    if (key == kMax || key == kAllowed) {
+      return MakeError(Code::kInvalidField, "scope." + std::string(key) +
+                                                " names no field: write e.g. max_spend or "
+                                                "allowed_currency");
+    }
     if (StartsWith(key, kMax)) {
       if (!kv.value().is_number()) {
         return MakeError(Code::kInvalidField,

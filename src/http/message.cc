@@ -86,6 +86,7 @@ std::string_view CookieValue(std::string_view header, std::string_view name) {
     while (!key.empty() && key.back() == ' ') key.remove_suffix(1);
     if (key != name) continue;
     std::string_view value = part.substr(eq + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
