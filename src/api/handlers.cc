@@ -1,6 +1,7 @@
 // The AgentPass endpoints. Each handler validates input into the catalogue's errors, then calls
 // the store (durable first) and updates the index, then renders JSON.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 
@@ -102,8 +103,9 @@ std::int64_t SteadyNs() {
 void AppendLatency(std::string& out, std::int64_t received_at_ns) {
   double ms = static_cast<double>(SteadyNs() - received_at_ns) / 1e6;
   char buf[32];
-  int n = std::snprintf(buf, sizeof buf, "%.3f", ms < 0 ? 0.0 : ms);
-  out.append(buf, static_cast<std::size_t>(n));
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ms < 0 ? 0.0 : ms,
+                                 std::chars_format::fixed, 3);
+  out.append(buf, end);
 }
 
 json::value IsoOrNull(std::optional<std::int64_t> ms) {
