@@ -162,6 +162,9 @@ Decision PermissionIndex::Check(std::string_view agent_id, const crypto::Digest&
   }
   Decision d;
   d.auth = Authenticate(agent_id, secret_hash);
+  // The fast path above refused this secret; a kOk here can only come from a secret being
+  // replaced between the two lookups, and must not pass as authenticated.
+  if (d.auth == AuthResult::kOk) d.auth = AuthResult::kUnknownSecret;
   return d;
 }
 

@@ -24,7 +24,9 @@ RateLimitResult RateLimiter::Hit(std::string_view key, std::int64_t now_ms) {
   auto it = shard.windows.find(key);
   if (it == shard.windows.end()) it = shard.windows.emplace(std::string(key), Window{}).first;
   Window& w = it->second;
-  if (w.count == 0 || now_ms - w.start_ms >= policy_.window_ms) {
+  // A clock that jumped back by a whole window or more starts a fresh window too.
+  if (w.count == 0 || now_ms - w.start_ms >= policy_.window_ms ||
+      w.start_ms - now_ms >= policy_.window_ms) {
     w.start_ms = now_ms;
     w.count = 0;
   }

@@ -142,13 +142,9 @@ TEST(RateLimiterTest, ConcurrentHitsCountExactly) {
   EXPECT_EQ(allowed.load(), 1'000);
 }
 
-// BUG: Hit() starts a new window whenever now_ms is earlier than the window's start
-// (rate_limiter.cc:29, `now_ms < w.start_ms`). Handlers read the clock before Hit() takes the
-// shard lock, so concurrent requests routinely arrive a millisecond out of order; each such
-// request resets the count and hands out a whole new budget, so the limit can be exceeded.
-// Fix: treat a slightly earlier time as part of the current window, e.g. reset only when
-// `now_ms - w.start_ms >= window_ms` or `w.start_ms - now_ms >= window_ms` (a real clock step
-// back), and clamp now_ms to w.start_ms for the reset_seconds computation.
+// Regression: a hit timed a moment before the window's start (handlers read the clock before
+// Hit() takes the shard lock, so concurrent requests arrive slightly out of order) once reset
+// the window and handed out a fresh budget.
 TEST(RateLimiterTest, SlightlyOutOfOrderHitsDoNotResetTheWindow) {
   RateLimiter limiter(Policy(3, 60'000));
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(limiter.Hit("ap_a", kT0 + 10).allowed);

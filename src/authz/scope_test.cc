@@ -79,12 +79,8 @@ TEST(ValidateScopeTest, NamesTheFirstBadKey) {
   EXPECT_EQ(s.error().message, "scope.max_b must be a number");
 }
 
-// BUG: scope.h says ValidateScope checks "the field name after the prefix non-empty" and gives
-// invalid_field otherwise, but StartsWith() (scope.cc:11-13) requires the key to be longer than
-// the prefix, so "max_" and "allowed_" are treated as informational keys and accepted. A grant
-// with {"max_": 5} is stored and its intended bound silently never enforced. Fix: in
-// ValidateScope, test the prefix with `key.starts_with(prefix)` and reject an empty remainder
-// ("scope.max_ needs a field name after the prefix").
+// scope.h: the field name after the prefix must be non-empty. A bare "max_" or "allowed_" was
+// once accepted as an informational key, so its bound was silently never enforced.
 TEST(ValidateScopeTest, RejectsAPrefixWithoutAFieldName) {
   for (const char* scope : {R"({"max_":5})", R"({"allowed_":[1]})"}) {
     Status s = ValidateScope(Obj(scope));
@@ -191,12 +187,9 @@ TEST(EvaluateScopeMaxTest, Uint64ValuesAsParsed) {
   ExpectPass(R"({"max_n":1.8446744073709552e19})", R"({"n":18446744073709551615})");
 }
 
-// BUG (latent): LessOrEqual (scope.cc:22-28) assumes a uint64 number is always >= 2^63. That
-// holds for parsed JSON but not for values built in code (json::value(std::uint64_t{3}) is
-// uint64), as an in-process caller of PermissionIndex::Decide may do: int64 5 then passes a
-// uint64 bound of 3, and uint64 2 fails an int64 bound of 5.
-// Fix: int64 a vs uint64 b: `a.get_int64() < 0 || std::uint64_t(a.get_int64()) <= b.get_uint64()`;
-// uint64 a vs int64 b: `b.get_int64() >= 0 && a.get_uint64() <= std::uint64_t(b.get_int64())`.
+// Regression: LessOrEqual once assumed a uint64 number is always >= 2^63. That holds for parsed
+// JSON but not for values built in code (json::value(std::uint64_t{3}) is uint64), as an
+// in-process caller of PermissionIndex::Decide may build them.
 TEST(EvaluateScopeMaxTest, Uint64ValuesBuiltInCode) {
   json::object bound_u;
   bound_u["max_n"] = std::uint64_t{3};
@@ -209,6 +202,27 @@ TEST(EvaluateScopeMaxTest, Uint64ValuesBuiltInCode) {
   json::object ctx_u;
   ctx_u["n"] = std::uint64_t{2};
   EXPECT_TRUE(EvaluateScope(bound_i, ctx_u).satisfied) << "uint64 2 failed an int64 bound of 5";
+
+  // Equal across kinds passes; a negative int64 is below any uint64 and vice versa.
+  bound_u["max_n"] = std::uint64_t{5};
+  EXPECT_TRUE(EvaluateScope(bound_u, ctx_i).satisfied);
+  ctx_i["n"] = std::int64_t{-1};
+  EXPECT_TRUE(EvaluateScope(bound_u, ctx_i).satisfied);
+  bound_i["max_n"] = std::int64_t{-1};
+  ctx_u["n"] = std::uint64_t{0};
+  EXPECT_FALSE(EvaluateScope(bound_i, ctx_u).satisfied);
+}
+
+TEST(EvaluateScopeAllowedTest, Uint64AndInt64OfEqualValueMatch) {
+  json::object scope;
+  scope["allowed_n"] = json::array{std::uint64_t{5}, std::uint64_t{18446744073709551615ULL}};
+  json::object ctx;
+  ctx["n"] = std::int64_t{5};
+  EXPECT_TRUE(EvaluateScope(scope, ctx).satisfied);
+  ctx["n"] = std::int64_t{6};
+  EXPECT_FALSE(EvaluateScope(scope, ctx).satisfied);
+  ctx["n"] = std::int64_t{-1};
+  EXPECT_FALSE(EvaluateScope(scope, ctx).satisfied);
 }
 
 // --- EvaluateScope: allowed_ -----------------------------------------------------------------
@@ -274,11 +288,8 @@ TEST(EvaluateScopeAllowedTest, KindsDoNotMix) {
   ExpectPass(R"({"allowed_point":[{"x":1,"y":2}]})", R"({"point":{"x":1,"y":2}})");
 }
 
-// BUG: ValueAllowed (scope.cc:30-38) falls back to comparing as doubles whenever both values
-// are numbers, including when both are integers, so two different integers above 2^53 that
-// round to the same double match: allowed_account [9007199254740992] admits 9007199254740993.
-// Fix: only fall back to the double comparison when at least one side is a double
-// (`candidate.is_double() || v.is_double()`); integer pairs are already compared exactly by ==.
+// Regression: integers were once compared as doubles, so two different integers above 2^53
+// that round to the same double matched.
 TEST(EvaluateScopeAllowedTest, LargeIntegersAreNotRoundedToDoubles) {
   ExpectPass(R"({"allowed_account":[9007199254740992]})", R"({"account":9007199254740992})");
   ExpectFail(R"({"allowed_account":[9007199254740992]})", R"({"account":9007199254740993})",

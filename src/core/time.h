@@ -1,6 +1,7 @@
 // Clock abstraction and time formatting. Times are Unix milliseconds (int64) everywhere.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,12 +27,12 @@ class SystemClock final : public Clock {
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(std::int64_t now_ms) : now_ms_(now_ms) {}
-  std::int64_t NowMs() const override { return now_ms_; }
-  void Set(std::int64_t now_ms) { now_ms_ = now_ms; }
-  void Advance(std::int64_t ms) { now_ms_ += ms; }
+  std::int64_t NowMs() const override { return now_ms_.load(std::memory_order_relaxed); }
+  void Set(std::int64_t now_ms) { now_ms_.store(now_ms, std::memory_order_relaxed); }
+  void Advance(std::int64_t ms) { now_ms_.fetch_add(ms, std::memory_order_relaxed); }
 
  private:
-  std::int64_t now_ms_;  // tests drive it from one thread
+  std::atomic<std::int64_t> now_ms_;
 };
 
 // "2026-05-10T00:00:00Z" (whole seconds, UTC).

@@ -151,9 +151,11 @@ TEST(ManualClockTest, SetAndAdvance) {
   EXPECT_EQ(as_clock.NowMs(), 1'778'371'200'000);
 }
 
-// BUG: time.h says ManualClock is thread-safe, but now_ms_ is a plain int64_t (time.h:34), so
-// concurrent Advance() calls race: a data race under TSan, lost updates in any build. Fix: make
-// now_ms_ a std::atomic<std::int64_t> (load in NowMs, store in Set, fetch_add in Advance).
+// BUG (open): time.h says ManualClock is thread-safe, but now_ms_ is a plain int64_t
+// (time.h:34), so concurrent Advance()/NowMs() calls are a data race. TSan always reports it;
+// an unoptimized build loses updates and fails the count (an -O1+ build on one socket may not).
+// Fix: make now_ms_ a std::atomic<std::int64_t> (load in NowMs, store in Set, fetch_add in
+// Advance).
 TEST(ManualClockTest, ConcurrentAdvancesAreNotLost) {
   ManualClock clock(0);
   constexpr int kPerThread = 1'000'000;

@@ -50,6 +50,7 @@ Match Router::Find(Request& request) const {
     if (!MatchPattern(route.pattern, request.path, nullptr)) continue;
     if (!m.allow.empty()) m.allow += ", ";
     m.allow += MethodName(route.method);
+    if (route.method == Method::kGet) m.allow += ", HEAD";
     m.path_known = true;
   }
   if (m.path_known) m.allow += ", OPTIONS";
