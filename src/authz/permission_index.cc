@@ -15,35 +15,47 @@ PermissionIndex::PermissionIndex() = default;
 PermissionIndex::~PermissionIndex() = default;
 
 PermissionIndex::Shard& PermissionIndex::ShardFor(std::string_view agent_id) const {
-  return shards_[StringHash{}(agent_id) % kShards];
+  return shards_[KeyHash{}(agent_id) % kShards];
 }
 
 PermissionIndex::SecretShard& PermissionIndex::SecretShardFor(const crypto::Digest& d) const {
   return secret_shards_[crypto::DigestHash{}(d) % kShards];
 }
 
-std::shared_ptr<const Granter> PermissionIndex::InternGranter(const std::string& user_id,
-                                                             const std::string& email) {
+const Granter* PermissionIndex::InternGranter(const std::string& user_id,
+                                             const std::string& email) {
+  std::string key = user_id;
+  key += '\n';
+  key += email;
   std::lock_guard lock(granters_mu_);
-  auto& slot = granters_[user_id];
-  if (!slot || slot->email != email) slot = std::make_shared<const Granter>(Granter{user_id, email});
-  return slot;
+  auto& slot = granters_[key];
+  if (!slot) slot = std::make_unique<const Granter>(Granter{user_id, email});
+  return slot.get();
 }
 
-void PermissionIndex::PutAgent(const AgentInfo& agent) {
+const PermissionIndex::Agent* PermissionIndex::FindIn(const Shard& shard,
+                                                      std::string_view agent_id) {
+  if (agent_id.empty() || agent_id.size() > kMaxAgentIdLength) return nullptr;
+  auto it = shard.agents.find(agent_id);
+  return it == shard.agents.end() ? nullptr : &it->second;
+}
+
+bool PermissionIndex::PutAgent(const AgentInfo& agent) {
+  if (agent.id.empty() || agent.id.size() > kMaxAgentIdLength) return false;
   std::optional<crypto::Digest> retired;
   {
     Shard& shard = ShardFor(agent.id);
     std::unique_lock lock(shard.mu);
-    auto& slot = shard.agents[agent.id];
-    if (!slot) {
-      slot = std::make_unique<Agent>();
+    auto [it, inserted] = shard.agents.try_emplace(AgentKey(agent.id));
+    Agent& slot = it->second;
+    if (inserted) {
       agent_count_.fetch_add(1, std::memory_order_relaxed);
-    } else if (slot->info.secret_hash != agent.secret_hash) {
-      retired = slot->info.secret_hash;
+    } else if (slot.secret_hash != agent.secret_hash) {
+      retired = slot.secret_hash;
     }
-    slot->info = agent;
-    slot->last_seen_ms.store(agent.last_seen_ms, std::memory_order_relaxed);
+    slot.info = agent;
+    slot.secret_hash = agent.secret_hash;
+    slot.last_seen_ms.store(agent.last_seen_ms, std::memory_order_relaxed);
   }
   if (retired) {
     // A replaced secret must stop authenticating at once, also for the 401-vs-403 lookup.
@@ -55,6 +67,7 @@ void PermissionIndex::PutAgent(const AgentInfo& agent) {
   SecretShard& secrets = SecretShardFor(agent.secret_hash);
   std::unique_lock lock(secrets.mu);
   secrets.owners[agent.secret_hash] = agent.id;
+  return true;
 }
 
 bool PermissionIndex::AddGrant(const GrantInfo& grant) {
@@ -69,9 +82,9 @@ bool PermissionIndex::AddGrant(const GrantInfo& grant) {
           grant.expires_at_ms, grant.created_at_ms, std::move(scope)};
   Shard& shard = ShardFor(grant.agent_id);
   std::unique_lock lock(shard.mu);
-  auto it = shard.agents.find(grant.agent_id);
-  if (it == shard.agents.end()) return false;
-  auto& grants = it->second->grants;
+  Agent* agent = const_cast<Agent*>(FindIn(shard, grant.agent_id));
+  if (!agent) return false;
+  auto& grants = agent->grants;
   auto pos = std::upper_bound(grants.begin(), grants.end(), g.action,
                               [](const std::string& action, const Grant& x) {
                                 return action < x.action;
@@ -85,9 +98,9 @@ std::size_t PermissionIndex::RemoveGrants(std::string_view agent_id,
                                           const std::vector<std::string>& ids) {
   Shard& shard = ShardFor(agent_id);
   std::unique_lock lock(shard.mu);
-  auto it = shard.agents.find(agent_id);
-  if (it == shard.agents.end()) return 0;
-  auto& grants = it->second->grants;
+  Agent* agent = const_cast<Agent*>(FindIn(shard, agent_id));
+  if (!agent) return 0;
+  auto& grants = agent->grants;
   auto end = std::remove_if(grants.begin(), grants.end(), [&](const Grant& g) {
     return std::find(ids.begin(), ids.end(), g.id) != ids.end();
   });
@@ -148,16 +161,17 @@ Decision PermissionIndex::Check(std::string_view agent_id, const crypto::Digest&
   {
     Shard& shard = ShardFor(agent_id);
     std::shared_lock lock(shard.mu);
-    auto it = shard.agents.find(agent_id);
-    if (it != shard.agents.end() &&
-        crypto::ConstantTimeEqual(it->second->info.secret_hash, secret_hash)) {
-      const Agent& agent = *it->second;
+    const Agent* agent = FindIn(shard, agent_id);
+    if (agent && crypto::ConstantTimeEqual(agent->secret_hash, secret_hash)) {
       // last_seen is shown to the second: write the shared cache line once a second at most.
-      if (agent.last_seen_ms.load(std::memory_order_relaxed) / 1000 != now_ms / 1000) {
-        agent.last_seen_ms.store(now_ms, std::memory_order_relaxed);
-        agent.last_seen_dirty.store(true, std::memory_order_relaxed);
+      if (agent->last_seen_ms.load(std::memory_order_relaxed) / 1000 != now_ms / 1000) {
+        agent->last_seen_ms.store(now_ms, std::memory_order_relaxed);
+        if (!agent->last_seen_dirty.exchange(true, std::memory_order_acq_rel)) {
+          std::lock_guard dirty_lock(shard.dirty_mu);
+          shard.dirty.emplace_back(agent_id);
+        }
       }
-      return DecideLocked(agent, action, now_ms, context);
+      return DecideLocked(*agent, action, now_ms, context);
     }
   }
   Decision d;
@@ -172,13 +186,13 @@ Decision PermissionIndex::Decide(std::string_view agent_id, std::string_view act
                                  std::int64_t now_ms, const json::object* context) const {
   Shard& shard = ShardFor(agent_id);
   std::shared_lock lock(shard.mu);
-  auto it = shard.agents.find(agent_id);
-  if (it == shard.agents.end()) {
+  const Agent* agent = FindIn(shard, agent_id);
+  if (!agent) {
     Decision d;
     d.auth = AuthResult::kAgentNotFound;
     return d;
   }
-  return DecideLocked(*it->second, action, now_ms, context);
+  return DecideLocked(*agent, action, now_ms, context);
 }
 
 AuthResult PermissionIndex::Authenticate(std::string_view agent_id,
@@ -198,19 +212,19 @@ AuthResult PermissionIndex::Authenticate(std::string_view agent_id,
 bool PermissionIndex::HasAgent(std::string_view agent_id) const {
   Shard& shard = ShardFor(agent_id);
   std::shared_lock lock(shard.mu);
-  return shard.agents.find(agent_id) != shard.agents.end();
+  return FindIn(shard, agent_id) != nullptr;
 }
 
 std::optional<AgentSnapshot> PermissionIndex::Snapshot(std::string_view agent_id,
                                                        std::int64_t now_ms) const {
   Shard& shard = ShardFor(agent_id);
   std::shared_lock lock(shard.mu);
-  auto it = shard.agents.find(agent_id);
-  if (it == shard.agents.end()) return std::nullopt;
+  const Agent* agent = FindIn(shard, agent_id);
+  if (!agent) return std::nullopt;
   AgentSnapshot snap;
-  snap.info = it->second->info;
-  snap.info.last_seen_ms = it->second->last_seen_ms.load(std::memory_order_relaxed);
-  for (const Grant& g : it->second->grants) {
+  snap.info = agent->info;
+  snap.info.last_seen_ms = agent->last_seen_ms.load(std::memory_order_relaxed);
+  for (const Grant& g : agent->grants) {
     if (g.expires_at_ms > now_ms) snap.active.push_back(ViewOf(g));
   }
   std::sort(snap.active.begin(), snap.active.end(), [](const GrantView& a, const GrantView& b) {
@@ -225,9 +239,9 @@ std::vector<GrantView> PermissionIndex::ActiveGrants(std::string_view agent_id,
   std::vector<GrantView> out;
   Shard& shard = ShardFor(agent_id);
   std::shared_lock lock(shard.mu);
-  auto it = shard.agents.find(agent_id);
-  if (it == shard.agents.end()) return out;
-  for (const Grant& g : it->second->grants) {
+  const Agent* agent = FindIn(shard, agent_id);
+  if (!agent) return out;
+  for (const Grant& g : agent->grants) {
     if (g.action == action && g.expires_at_ms > now_ms) out.push_back(ViewOf(g));
   }
   return out;
@@ -238,7 +252,7 @@ std::size_t PermissionIndex::Sweep(std::int64_t now_ms) {
   for (Shard& shard : shards_) {
     std::unique_lock lock(shard.mu);
     for (auto& [id, agent] : shard.agents) {
-      auto& grants = agent->grants;
+      auto& grants = agent.grants;
       auto end = std::remove_if(grants.begin(), grants.end(),
                                 [&](const Grant& g) { return g.expires_at_ms <= now_ms; });
       removed += static_cast<std::size_t>(grants.end() - end);
@@ -252,11 +266,18 @@ std::size_t PermissionIndex::Sweep(std::int64_t now_ms) {
 std::vector<std::pair<std::string, std::int64_t>> PermissionIndex::DrainLastSeen() {
   std::vector<std::pair<std::string, std::int64_t>> out;
   for (Shard& shard : shards_) {
+    std::vector<std::string> dirty;
+    {
+      std::lock_guard lock(shard.dirty_mu);
+      dirty.swap(shard.dirty);
+    }
+    if (dirty.empty()) continue;
     std::shared_lock lock(shard.mu);
-    for (auto& [id, agent] : shard.agents) {
-      if (agent->last_seen_dirty.exchange(false, std::memory_order_relaxed)) {
-        out.emplace_back(id, agent->last_seen_ms.load(std::memory_order_relaxed));
-      }
+    for (std::string& id : dirty) {
+      const Agent* agent = FindIn(shard, id);
+      if (!agent) continue;
+      agent->last_seen_dirty.store(false, std::memory_order_seq_cst);
+      out.emplace_back(std::move(id), agent->last_seen_ms.load(std::memory_order_relaxed));
     }
   }
   return out;

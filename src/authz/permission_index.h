@@ -11,6 +11,7 @@
 // Ownership: the index owns copies of everything it holds; results are values.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -31,7 +32,8 @@ namespace agentgate::authz {
 
 inline constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 
-// Who made a grant. Shared by all grants of one person.
+// Who made a grant. Shared by all grants of one person; interned for the index's lifetime, so a
+// pointer to it stays valid after the index's locks are released.
 struct Granter {
   std::string user_id;
   std::string email;
@@ -70,7 +72,7 @@ struct GrantInfo {
 struct GrantView {
   std::string id;
   std::string action;
-  std::shared_ptr<const Granter> granter;
+  const Granter* granter = nullptr;  // owned by the index, valid for its lifetime
   std::int64_t expires_at_ms = kNever;
   std::shared_ptr<const Scope> scope;  // null when none
   std::int64_t created_at_ms = 0;
@@ -103,8 +105,11 @@ class PermissionIndex {
   PermissionIndex(const PermissionIndex&) = delete;
   PermissionIndex& operator=(const PermissionIndex&) = delete;
 
-  // Adds or replaces an agent (keeping its grants when replacing).
-  void PutAgent(const AgentInfo& agent);
+  // Adds or replaces an agent (keeping its grants when replacing). False if the id is empty or
+  // longer than kMaxAgentIdLength.
+  bool PutAgent(const AgentInfo& agent);
+
+  static constexpr std::size_t kMaxAgentIdLength = 46;
   // Adds a grant to a known agent; false if the agent is unknown or the scope is not an object.
   bool AddGrant(const GrantInfo& grant);
   // Removes grants by id from one agent; returns how many were removed.
@@ -140,28 +145,54 @@ class PermissionIndex {
   struct Grant {
     std::string id;
     std::string action;
-    std::shared_ptr<const Granter> granter;
+    const Granter* granter;
     std::int64_t expires_at_ms;
     std::int64_t created_at_ms;
     std::shared_ptr<const Scope> scope;
   };
+  // Hot fields first: a check reads the grants and the secret digest, rarely the rest.
   struct Agent {
-    AgentInfo info;
     std::vector<Grant> grants;  // sorted by action
+    crypto::Digest secret_hash{};
     mutable std::atomic<std::int64_t> last_seen_ms{0};
     mutable std::atomic<bool> last_seen_dirty{false};
+    AgentInfo info;
   };
-  struct StringHash {
+  // Agent ids stored inline in the map node: no separate allocation to chase on lookup.
+  class AgentKey {
+   public:
+    explicit AgentKey(std::string_view id) : size_(static_cast<std::uint8_t>(id.size())) {
+      std::copy(id.begin(), id.end(), chars_.begin());
+    }
+    std::string_view view() const { return {chars_.data(), size_}; }
+
+   private:
+    std::array<char, kMaxAgentIdLength> chars_{};
+    std::uint8_t size_;
+  };
+  struct KeyHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept {
       return std::hash<std::string_view>{}(s);
     }
+    std::size_t operator()(const AgentKey& k) const noexcept { return (*this)(k.view()); }
   };
-  using AgentMap =
-      std::unordered_map<std::string, std::unique_ptr<Agent>, StringHash, std::equal_to<>>;
+  struct KeyEq {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      return View(a) == View(b);
+    }
+    static std::string_view View(std::string_view s) { return s; }
+    static std::string_view View(const AgentKey& k) { return k.view(); }
+  };
+  using AgentMap = std::unordered_map<AgentKey, Agent, KeyHash, KeyEq>;
   struct alignas(64) Shard {
     mutable std::shared_mutex mu;
     AgentMap agents;
+    // Agents whose last_seen changed since the last drain (each listed once).
+    std::mutex dirty_mu;
+    std::vector<std::string> dirty;
   };
   struct alignas(64) SecretShard {
     mutable std::shared_mutex mu;
@@ -171,8 +202,9 @@ class PermissionIndex {
 
   Shard& ShardFor(std::string_view agent_id) const;
   SecretShard& SecretShardFor(const crypto::Digest& d) const;
-  std::shared_ptr<const Granter> InternGranter(const std::string& user_id,
-                                               const std::string& email);
+  const Granter* InternGranter(const std::string& user_id, const std::string& email);
+  // Finds an agent in a locked shard; null when absent (or the id cannot be a key).
+  static const Agent* FindIn(const Shard& shard, std::string_view agent_id);
   Decision DecideLocked(const Agent& agent, std::string_view action, std::int64_t now_ms,
                         const json::object* context) const;
   static GrantView ViewOf(const Grant& g);
@@ -180,7 +212,8 @@ class PermissionIndex {
   mutable std::array<Shard, kShards> shards_;
   mutable std::array<SecretShard, kShards> secret_shards_;
   std::mutex granters_mu_;
-  std::unordered_map<std::string, std::shared_ptr<const Granter>> granters_;
+  // Append-only: interned granters are never freed while the index lives.
+  std::unordered_map<std::string, std::unique_ptr<const Granter>> granters_;
   std::atomic<std::size_t> grant_count_{0};
   std::atomic<std::size_t> agent_count_{0};
 };
