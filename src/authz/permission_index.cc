@@ -14,8 +14,49 @@ constexpr std::string_view kDeniedReason = "Permission denied or expired";
 PermissionIndex::PermissionIndex() = default;
 PermissionIndex::~PermissionIndex() = default;
 
+std::uint64_t PermissionIndex::HashOf(std::string_view agent_id) {
+  return std::hash<std::string_view>{}(agent_id);
+}
+
 PermissionIndex::Shard& PermissionIndex::ShardFor(std::string_view agent_id) const {
-  return shards_[KeyHash{}(agent_id) % kShards];
+  return shards_[HashOf(agent_id) % kShards];
+}
+
+const PermissionIndex::Agent* PermissionIndex::AgentTable::Find(std::string_view id,
+                                                                std::uint64_t hash) const {
+  if (slots_.empty()) return nullptr;
+  std::size_t mask = slots_.size() - 1;
+  // The low bits chose the shard; probe with the others.
+  for (std::size_t i = (hash >> 6) & mask;; i = (i + 1) & mask) {
+    const Slot& slot = slots_[i];
+    if (!slot.agent) return nullptr;
+    if (slot.hash == hash && slot.agent->key.view() == id) return slot.agent;
+  }
+}
+
+std::pair<PermissionIndex::Agent*, bool> PermissionIndex::AgentTable::FindOrInsert(
+    std::string_view id, std::uint64_t hash) {
+  if (const Agent* found = Find(id, hash)) return {const_cast<Agent*>(found), false};
+  if ((agents_.size() + 1) * 2 > slots_.size()) Grow();
+  agents_.push_back(std::make_unique<Agent>(id));
+  Agent* agent = agents_.back().get();
+  std::size_t mask = slots_.size() - 1;
+  std::size_t i = (hash >> 6) & mask;
+  while (slots_[i].agent) i = (i + 1) & mask;
+  slots_[i] = Slot{hash, agent};
+  return {agent, true};
+}
+
+void PermissionIndex::AgentTable::Grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 16 : old.size() * 2, Slot{});
+  std::size_t mask = slots_.size() - 1;
+  for (const Slot& slot : old) {
+    if (!slot.agent) continue;
+    std::size_t i = (slot.hash >> 6) & mask;
+    while (slots_[i].agent) i = (i + 1) & mask;
+    slots_[i] = slot;
+  }
 }
 
 PermissionIndex::SecretShard& PermissionIndex::SecretShardFor(const crypto::Digest& d) const {
@@ -36,8 +77,42 @@ const Granter* PermissionIndex::InternGranter(const std::string& user_id,
 const PermissionIndex::Agent* PermissionIndex::FindIn(const Shard& shard,
                                                       std::string_view agent_id) {
   if (agent_id.empty() || agent_id.size() > kMaxAgentIdLength) return nullptr;
-  auto it = shard.agents.find(agent_id);
-  return it == shard.agents.end() ? nullptr : &it->second;
+  return shard.agents.Find(agent_id, HashOf(agent_id));
+}
+
+namespace {
+
+std::uint32_t ActionHash(std::string_view action) {
+  return static_cast<std::uint32_t>(std::hash<std::string_view>{}(action));
+}
+
+}  // namespace
+
+template <class Pred>
+std::size_t PermissionIndex::RemoveWhere(Agent& agent, Pred pred) {
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < agent.grants.size(); ++i) {
+    if (pred(agent.grants[i])) continue;
+    if (kept != i) {
+      agent.grants[kept] = std::move(agent.grants[i]);
+      agent.action_hashes[kept] = agent.action_hashes[i];
+    }
+    ++kept;
+  }
+  std::size_t removed = agent.grants.size() - kept;
+  agent.grants.resize(kept);
+  agent.action_hashes.resize(kept);
+  return removed;
+}
+
+void PermissionIndex::InsertGrant(Agent& agent, Grant grant) {
+  auto pos = std::upper_bound(agent.grants.begin(), agent.grants.end(), grant.action,
+                              [](const std::string& action, const Grant& x) {
+                                return action < x.action;
+                              });
+  auto offset = pos - agent.grants.begin();
+  agent.action_hashes.insert(agent.action_hashes.begin() + offset, ActionHash(grant.action));
+  agent.grants.insert(pos, std::move(grant));
 }
 
 bool PermissionIndex::PutAgent(const AgentInfo& agent) {
@@ -46,8 +121,8 @@ bool PermissionIndex::PutAgent(const AgentInfo& agent) {
   {
     Shard& shard = ShardFor(agent.id);
     std::unique_lock lock(shard.mu);
-    auto [it, inserted] = shard.agents.try_emplace(AgentKey(agent.id));
-    Agent& slot = it->second;
+    auto [found, inserted] = shard.agents.FindOrInsert(agent.id, HashOf(agent.id));
+    Agent& slot = *found;
     if (inserted) {
       agent_count_.fetch_add(1, std::memory_order_relaxed);
     } else if (slot.secret_hash != agent.secret_hash) {
@@ -84,12 +159,7 @@ bool PermissionIndex::AddGrant(const GrantInfo& grant) {
   std::unique_lock lock(shard.mu);
   Agent* agent = const_cast<Agent*>(FindIn(shard, grant.agent_id));
   if (!agent) return false;
-  auto& grants = agent->grants;
-  auto pos = std::upper_bound(grants.begin(), grants.end(), g.action,
-                              [](const std::string& action, const Grant& x) {
-                                return action < x.action;
-                              });
-  grants.insert(pos, std::move(g));
+  InsertGrant(*agent, std::move(g));
   grant_count_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -100,12 +170,9 @@ std::size_t PermissionIndex::RemoveGrants(std::string_view agent_id,
   std::unique_lock lock(shard.mu);
   Agent* agent = const_cast<Agent*>(FindIn(shard, agent_id));
   if (!agent) return 0;
-  auto& grants = agent->grants;
-  auto end = std::remove_if(grants.begin(), grants.end(), [&](const Grant& g) {
+  std::size_t removed = RemoveWhere(*agent, [&](const Grant& g) {
     return std::find(ids.begin(), ids.end(), g.id) != ids.end();
   });
-  std::size_t removed = static_cast<std::size_t>(grants.end() - end);
-  grants.erase(end, grants.end());
   grant_count_.fetch_sub(removed, std::memory_order_relaxed);
   return removed;
 }
@@ -117,31 +184,39 @@ GrantView PermissionIndex::ViewOf(const Grant& g) {
 Decision PermissionIndex::DecideLocked(const Agent& agent, std::string_view action,
                                        std::int64_t now_ms, const json::object* context) const {
   Decision d;
-  auto [first, last] = std::equal_range(
-      agent.grants.begin(), agent.grants.end(), action,
-      [](const auto& a, const auto& b) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(a)>, Grant>) {
-          return std::string_view(a.action) < b;
-        } else {
-          return a < std::string_view(b.action);
-        }
-      });
+  std::uint32_t wanted = ActionHash(action);
   const Grant* best = nullptr;
   const Grant* best_failed = nullptr;
   ScopeVerdict failed_verdict;
-  for (auto it = first; it != last; ++it) {
-    if (it->expires_at_ms <= now_ms) continue;
+  // Few grants: scan the compact hash array. Many: binary search the sorted grants instead.
+  std::size_t begin = 0, end = agent.action_hashes.size();
+  if (end > 64) {
+    auto [lo, hi] = std::equal_range(
+        agent.grants.begin(), agent.grants.end(), action, [](const auto& a, const auto& b) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(a)>, Grant>) {
+            return std::string_view(a.action) < b;
+          } else {
+            return a < std::string_view(b.action);
+          }
+        });
+    begin = static_cast<std::size_t>(lo - agent.grants.begin());
+    end = static_cast<std::size_t>(hi - agent.grants.begin());
+  }
+  for (std::size_t i = begin; i < end; ++i) {
+    if (agent.action_hashes[i] != wanted) continue;
+    const Grant* it = &agent.grants[i];
+    if (it->action != action || it->expires_at_ms <= now_ms) continue;
     if (context != nullptr && it->scope) {
       ScopeVerdict verdict = EvaluateScope(it->scope->object, *context);
       if (!verdict.satisfied) {
         if (!best_failed || it->expires_at_ms > best_failed->expires_at_ms) {
-          best_failed = &*it;
+          best_failed = it;
           failed_verdict = std::move(verdict);
         }
         continue;
       }
     }
-    if (!best || it->expires_at_ms > best->expires_at_ms) best = &*it;
+    if (!best || it->expires_at_ms > best->expires_at_ms) best = it;
   }
   if (best) {
     d.allowed = true;
@@ -251,12 +326,8 @@ std::size_t PermissionIndex::Sweep(std::int64_t now_ms) {
   std::size_t removed = 0;
   for (Shard& shard : shards_) {
     std::unique_lock lock(shard.mu);
-    for (auto& [id, agent] : shard.agents) {
-      auto& grants = agent.grants;
-      auto end = std::remove_if(grants.begin(), grants.end(),
-                                [&](const Grant& g) { return g.expires_at_ms <= now_ms; });
-      removed += static_cast<std::size_t>(grants.end() - end);
-      grants.erase(end, grants.end());
+    for (const auto& agent : shard.agents.all()) {
+      removed += RemoveWhere(*agent, [&](const Grant& g) { return g.expires_at_ms <= now_ms; });
     }
   }
   grant_count_.fetch_sub(removed, std::memory_order_relaxed);

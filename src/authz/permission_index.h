@@ -150,15 +150,7 @@ class PermissionIndex {
     std::int64_t created_at_ms;
     std::shared_ptr<const Scope> scope;
   };
-  // Hot fields first: a check reads the grants and the secret digest, rarely the rest.
-  struct Agent {
-    std::vector<Grant> grants;  // sorted by action
-    crypto::Digest secret_hash{};
-    mutable std::atomic<std::int64_t> last_seen_ms{0};
-    mutable std::atomic<bool> last_seen_dirty{false};
-    AgentInfo info;
-  };
-  // Agent ids stored inline in the map node: no separate allocation to chase on lookup.
+  // Agent ids stored inline: no separate allocation to chase on lookup.
   class AgentKey {
    public:
     explicit AgentKey(std::string_view id) : size_(static_cast<std::uint8_t>(id.size())) {
@@ -170,26 +162,40 @@ class PermissionIndex {
     std::array<char, kMaxAgentIdLength> chars_{};
     std::uint8_t size_;
   };
-  struct KeyHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-    std::size_t operator()(const AgentKey& k) const noexcept { return (*this)(k.view()); }
+  // Hot fields first: a check reads the key, the secret digest and the action hashes, then one
+  // grant; the rest is cold.
+  struct Agent {
+    explicit Agent(std::string_view id) : key(id) {}
+    AgentKey key;
+    crypto::Digest secret_hash{};
+    // Parallel to grants (sorted by action): action_hashes[i] hashes grants[i].action. A check
+    // scans this compact array first and then touches only the grants that match.
+    std::vector<std::uint32_t> action_hashes;
+    std::vector<Grant> grants;
+    mutable std::atomic<std::int64_t> last_seen_ms{0};
+    mutable std::atomic<bool> last_seen_dirty{false};
+    AgentInfo info;
   };
-  struct KeyEq {
-    using is_transparent = void;
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const noexcept {
-      return View(a) == View(b);
-    }
-    static std::string_view View(std::string_view s) { return s; }
-    static std::string_view View(const AgentKey& k) { return k.view(); }
+  // Open addressing with linear probing over (hash, agent) slots. Agents are never removed, so
+  // there are no tombstones. Guarded by the owning shard's lock.
+  class AgentTable {
+   public:
+    const Agent* Find(std::string_view id, std::uint64_t hash) const;
+    std::pair<Agent*, bool> FindOrInsert(std::string_view id, std::uint64_t hash);
+    const std::vector<std::unique_ptr<Agent>>& all() const { return agents_; }
+
+   private:
+    struct Slot {
+      std::uint64_t hash = 0;
+      Agent* agent = nullptr;
+    };
+    void Grow();
+    std::vector<Slot> slots_;
+    std::vector<std::unique_ptr<Agent>> agents_;
   };
-  using AgentMap = std::unordered_map<AgentKey, Agent, KeyHash, KeyEq>;
   struct alignas(64) Shard {
     mutable std::shared_mutex mu;
-    AgentMap agents;
+    AgentTable agents;
     // Agents whose last_seen changed since the last drain (each listed once).
     std::mutex dirty_mu;
     std::vector<std::string> dirty;
@@ -203,8 +209,12 @@ class PermissionIndex {
   Shard& ShardFor(std::string_view agent_id) const;
   SecretShard& SecretShardFor(const crypto::Digest& d) const;
   const Granter* InternGranter(const std::string& user_id, const std::string& email);
+  static std::uint64_t HashOf(std::string_view agent_id);
   // Finds an agent in a locked shard; null when absent (or the id cannot be a key).
   static const Agent* FindIn(const Shard& shard, std::string_view agent_id);
+  static void InsertGrant(Agent& agent, Grant grant);
+  template <class Pred>
+  static std::size_t RemoveWhere(Agent& agent, Pred pred);
   Decision DecideLocked(const Agent& agent, std::string_view action, std::int64_t now_ms,
                         const json::object* context) const;
   static GrantView ViewOf(const Grant& g);

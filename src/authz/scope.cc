@@ -79,29 +79,30 @@ ScopeVerdict EvaluateScope(const json::object& scope, const json::object& contex
     bool is_allowed = !is_max && StartsWith(key, kAllowed);
     if (!is_max && !is_allowed) continue;
     std::string_view field = key.substr(is_max ? kMax.size() : kAllowed.size());
-    std::string prefix = "Scope constraint " + std::string(key) + " failed: ";
+    // Built only on failure: a satisfied constraint costs no allocation.
+    auto prefix_fn = [key] { return "Scope constraint " + std::string(key) + " failed: "; };
     auto it = context.find(field);
     if (it == context.end() || it->value().is_null()) {
       return {false, std::string(key),
-              prefix + "context has no '" + std::string(field) + "'"};
+              prefix_fn() + "context has no '" + std::string(field) + "'"};
     }
     const json::value& v = it->value();
     if (is_max) {
       if (!kv.value().is_number()) {
-        return {false, std::string(key), prefix + "the bound is not a number"};
+        return {false, std::string(key), prefix_fn() + "the bound is not a number"};
       }
       if (!v.is_number()) {
         return {false, std::string(key),
-                prefix + std::string(field) + " is " + Show(v) + ", not a number"};
+                prefix_fn() + std::string(field) + " is " + Show(v) + ", not a number"};
       }
       if (!LessOrEqual(v, kv.value())) {
         return {false, std::string(key),
-                prefix + std::string(field) + " is " + Show(v) + ", the maximum is " +
+                prefix_fn() + std::string(field) + " is " + Show(v) + ", the maximum is " +
                     Show(kv.value())};
       }
     } else {
       if (!kv.value().is_array()) {
-        return {false, std::string(key), prefix + "the allowed list is not an array"};
+        return {false, std::string(key), prefix_fn() + "the allowed list is not an array"};
       }
       const json::array& allowed = kv.value().get_array();
       bool ok = true;
@@ -117,7 +118,7 @@ ScopeVerdict EvaluateScope(const json::object& scope, const json::object& contex
       }
       if (!ok) {
         return {false, std::string(key),
-                prefix + std::string(field) + " is " + Show(v) + ", allowed are " +
+                prefix_fn() + std::string(field) + " is " + Show(v) + ", allowed are " +
                     Show(kv.value())};
       }
     }
