@@ -216,13 +216,13 @@ Status Service::CheckOrigin(const http::Request& req) const {
   }
   if (req.origin.empty()) return Ok();
   std::string origin = OriginOf(req.origin);
-  std::string host = req.host;
+  std::string host(req.host);
   for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (!origin.empty() && (origin == OriginOf(options_.base_url) || HostOfOrigin(origin) == host)) {
     return Ok();
   }
   return MakeError(Code::kForbidden,
-                   "Cross-site request refused: Origin " + req.origin.substr(0, 200) +
+                   "Cross-site request refused: Origin " + std::string(req.origin.substr(0, 200)) +
                        " does not match this server",
                    "Cookie-authenticated writes must come from the server's own origin (" +
                        OriginOf(options_.base_url) + ").");

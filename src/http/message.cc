@@ -51,7 +51,10 @@ Response ErrorResponse(const Error& error, std::string_view request_id,
 
 Query::Query(std::string_view raw) {
   if (raw.empty()) return;
-  auto parsed = boost::urls::parse_query(raw);
+  // Boost.URL 1.81 reads the last value up to a NUL terminator rather than to the end of the
+  // view it was given (seen with views into Beast's header storage), so parse a terminated copy.
+  const std::string owned(raw);
+  auto parsed = boost::urls::parse_query(owned);
   if (!parsed) {
     valid_ = false;
     return;

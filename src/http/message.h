@@ -17,21 +17,23 @@ enum class Method { kGet, kHead, kPost, kPut, kPatch, kDelete, kOptions, kOther 
 
 std::string_view MethodName(Method m);
 
+// Header fields and the target are views into the connection's parsed message, which lives
+// until the response has been written; a handler must not keep them beyond its own call.
 struct Request {
   Method method = Method::kGet;
-  std::string target;   // as received: path and query
-  std::string_view path;   // view into target
-  std::string_view query;  // view into target, without '?'
+  std::string_view target;  // as received: path and query
+  std::string_view path;    // part of target
+  std::string_view query;   // part of target, without '?'
   std::string body;
   // The request headers handlers use (values as received; empty when absent).
-  std::string authorization;
-  std::string cookie;
-  std::string origin;
-  std::string host;
-  std::string sec_fetch_site;
-  std::string content_type;
-  std::string user_agent;
-  std::string remote_ip;
+  std::string_view authorization;
+  std::string_view cookie;
+  std::string_view origin;
+  std::string_view host;
+  std::string_view sec_fetch_site;
+  std::string_view content_type;
+  std::string_view user_agent;
+  std::string_view remote_ip;
   std::string request_id;
   std::int64_t received_at_ns = 0;  // steady clock, for latency_ms
   // Path parameters filled by the router, e.g. {"agent_id", "ap_…"}.
@@ -44,10 +46,11 @@ struct Response {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
-  std::vector<std::pair<std::string, std::string>> headers;
+  // Names are string literals (static storage); values are owned.
+  std::vector<std::pair<std::string_view, std::string>> headers;
 
-  Response& Header(std::string name, std::string value) {
-    headers.emplace_back(std::move(name), std::move(value));
+  Response& Header(std::string_view name, std::string value) {
+    headers.emplace_back(name, std::move(value));
     return *this;
   }
 };

@@ -2,6 +2,7 @@
 // bearer tokens and the error response shape.
 #include "http/router.h"
 
+#include <deque>
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -13,10 +14,16 @@ namespace agentgate::http {
 namespace {
 
 // A request whose path and query view into its own target, as the server builds them.
+// Request views do not own their bytes; the targets of test requests live here.
+std::deque<std::string>& TargetStorage() {
+  static std::deque<std::string> storage;
+  return storage;
+}
+
 Request MakeRequest(Method method, std::string target) {
   Request r;
   r.method = method;
-  r.target = std::move(target);
+  r.target = TargetStorage().emplace_back(std::move(target));
   std::string_view t = r.target;
   auto q = t.find('?');
   r.path = t.substr(0, q);
@@ -401,6 +408,20 @@ TEST(ErrorResponseTest, StatusFollowsTheCatalogueForEveryCode) {
     EXPECT_EQ(o.at("remediation").as_string(), info.remediation);
     EXPECT_EQ(o.at("docs").as_string(), "http://h/docs/errors#" + std::string(info.name));
   }
+}
+
+}  // namespace
+}  // namespace agentgate::http
+
+namespace agentgate::http {
+namespace {
+
+// Request views point into Beast's header storage, where the byte after the query is not NUL.
+TEST(QueryTest, StopsAtTheEndOfTheViewNotAtATerminator) {
+  const std::string buffer = "token=abc*garbage&x=1";
+  Query q(std::string_view(buffer).substr(0, 9));
+  EXPECT_EQ(q.Get("token"), std::optional<std::string>("abc"));
+  EXPECT_EQ(q.Get("x"), std::nullopt);
 }
 
 }  // namespace

@@ -57,15 +57,17 @@ bool ValidRequestId(std::string_view id) {
   return true;
 }
 
+// "req_" and 11 base64url characters (66 random bits): short enough for std::string's inline
+// buffer, so naming a request allocates nothing. Not a secret, so a fast generator will do.
 std::string NewRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id = "req_";
-  id.resize(4 + 24);
+  static constexpr char kChars[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::uint64_t a = rng(), b = rng();
-  for (int i = 0; i < 16; ++i) id[4 + i] = kHex[(a >> (i * 4)) & 15];
-  for (int i = 0; i < 8; ++i) id[20 + i] = kHex[(b >> (i * 4)) & 15];
-  return id;
+  char id[15] = {'r', 'e', 'q', '_'};
+  for (int i = 0; i < 10; ++i) id[4 + i] = kChars[(a >> (i * 6)) & 63];
+  id[14] = kChars[b & 63];
+  return std::string(id, sizeof id);
 }
 
 std::int64_t SteadyNs() {
@@ -190,15 +192,14 @@ class Session : public std::enable_shared_from_this<Session> {
     Request req;
     req.received_at_ns = received_at;
     req.method = ToMethod(msg.method());
-    req.target = std::string(msg.target());
-    std::string_view target = req.target;
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string_view::npos) req.query = target.substr(q + 1);
+    req.target = std::string_view(msg.target());
+    auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string_view::npos) req.query = req.target.substr(q + 1);
     req.body = std::move(msg.body());
-    auto header = [&](bhttp::field f) -> std::string {
+    auto header = [&](bhttp::field f) -> std::string_view {
       auto it = msg.find(f);
-      return it == msg.end() ? std::string() : std::string(it->value());
+      return it == msg.end() ? std::string_view() : std::string_view(it->value());
     };
     req.authorization = header(bhttp::field::authorization);
     req.cookie = header(bhttp::field::cookie);
@@ -206,10 +207,10 @@ class Session : public std::enable_shared_from_this<Session> {
     req.host = header(bhttp::field::host);
     req.content_type = header(bhttp::field::content_type);
     req.user_agent = header(bhttp::field::user_agent);
-    req.sec_fetch_site = [&] {
+    {
       auto it = msg.find("Sec-Fetch-Site");
-      return it == msg.end() ? std::string() : std::string(it->value());
-    }();
+      if (it != msg.end()) req.sec_fetch_site = std::string_view(it->value());
+    }
     {
       auto it = msg.find("X-Request-Id");
       if (it != msg.end() && ValidRequestId(it->value())) {
@@ -259,22 +260,14 @@ class Session : public std::enable_shared_from_this<Session> {
       Send(std::move(r), req);
       return;
     }
+    // The views in the request stay valid: the parser is not reset until the response is sent.
     auto shared_req = std::make_shared<Request>(std::move(req));
-    // Fix up views into the moved target.
-    FixViews(*shared_req);
     asio::post(impl_.pool, [self = shared_from_this(), route, shared_req]() mutable {
       Response r = self->Invoke(*route, *shared_req);
       auto executor = self->socket_.get_executor();
       asio::post(executor, [self = std::move(self), shared_req = std::move(shared_req),
                             r = std::move(r)]() mutable { self->Send(std::move(r), *shared_req); });
     });
-  }
-
-  static void FixViews(Request& req) {
-    std::string_view target = req.target;
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    req.query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
   }
 
   Response Invoke(const Route& route, Request& req) {
