@@ -230,12 +230,9 @@ Status Service::CheckOrigin(const http::Request& req) const {
 
 void Service::AddRateHeaders(http::Response& res, const authz::RateLimiter& limiter,
                              const authz::RateLimitResult& r) const {
-  const auto& p = limiter.policy();
-  if (!p.enabled) return;
-  res.Header("RateLimit-Policy", "\"" + p.name + "\";q=" + std::to_string(p.limit) +
-                                     ";w=" + std::to_string(p.window_ms / 1000));
-  res.Header("RateLimit", "\"" + p.name + "\";r=" + std::to_string(r.remaining) +
-                              ";t=" + std::to_string(r.reset_seconds));
+  if (!limiter.policy().enabled) return;
+  res.Header("RateLimit-Policy", limiter.policy_header());
+  res.Header("RateLimit", limiter.RateLimitHeader(r));
   if (!r.allowed) res.Header("Retry-After", std::to_string(r.reset_seconds));
 }
 

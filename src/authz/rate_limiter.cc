@@ -6,6 +6,26 @@
 
 namespace agentgate::authz {
 
+RateLimiter::RateLimiter(RateLimitPolicy policy) : policy_(std::move(policy)) {
+  policy_header_ = "\"" + policy_.name + "\";q=" + std::to_string(policy_.limit) +
+                   ";w=" + std::to_string(policy_.window_ms / 1000);
+}
+
+std::string RateLimiter::RateLimitHeader(const RateLimitResult& r) const {
+  std::string out;
+  out.reserve(policy_.name.size() + 32);
+  out += '"';
+  out += policy_.name;
+  out += "\";r=";
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, r.remaining);
+  out.append(buf, end);
+  out += ";t=";
+  auto [end2, ec2] = std::to_chars(buf, buf + sizeof buf, r.reset_seconds);
+  out.append(buf, end2);
+  return out;
+}
+
 RateLimitResult RateLimiter::Hit(std::string_view key, std::int64_t now_ms) {
   RateLimitResult r;
   r.limit = policy_.limit;

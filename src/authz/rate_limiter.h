@@ -29,9 +29,13 @@ struct RateLimitResult {
 
 class RateLimiter {
  public:
-  explicit RateLimiter(RateLimitPolicy policy) : policy_(std::move(policy)) {}
+  explicit RateLimiter(RateLimitPolicy policy);
 
   const RateLimitPolicy& policy() const { return policy_; }
+  // The IETF RateLimit-Policy header value, e.g. "check";q=1000;w=60 (computed once).
+  const std::string& policy_header() const { return policy_header_; }
+  // The IETF RateLimit header value for a result, e.g. "check";r=997;t=42.
+  std::string RateLimitHeader(const RateLimitResult& r) const;
 
   // Counts one request for key at now_ms and says whether it is within the limit.
   RateLimitResult Hit(std::string_view key, std::int64_t now_ms);
@@ -56,6 +60,7 @@ class RateLimiter {
   static constexpr std::uint32_t kSweepEvery = 4096;
 
   RateLimitPolicy policy_;
+  std::string policy_header_;
   std::array<Shard, kShards> shards_;
 };
 
