@@ -57,16 +57,16 @@ bool ValidRequestId(std::string_view id) {
   return true;
 }
 
-// "req_" and 11 base64url characters (66 random bits): short enough for std::string's inline
+// "req_" and 11 letters or digits (65 random bits): short enough for std::string's inline
 // buffer, so naming a request allocates nothing. Not a secret, so a fast generator will do.
 std::string NewRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static constexpr char kChars[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   std::uint64_t a = rng(), b = rng();
   char id[15] = {'r', 'e', 'q', '_'};
-  for (int i = 0; i < 10; ++i) id[4 + i] = kChars[(a >> (i * 6)) & 63];
-  id[14] = kChars[b & 63];
+  for (int i = 0; i < 10; ++i, a /= 62) id[4 + i] = kChars[a % 62];
+  id[14] = kChars[b % 62];
   return std::string(id, sizeof id);
 }
 
