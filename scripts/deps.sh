@@ -9,7 +9,7 @@ for group in "${@:-build}"; do
   case "$group" in
     build) ;;
     test) want+=(libgtest-dev) ; command -v node >/dev/null || want+=(nodejs npm) ;;
-    bench) want+=(libbenchmark-dev nginx-light wrk) ;;
+    bench) want+=(libbenchmark-dev nginx-light wrk curl jq sqlite3) ;;
     *) echo "deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
   esac
 done

@@ -102,7 +102,13 @@ std::size_t PermissionIndex::RemoveWhere(Agent& agent, Pred pred) {
   std::size_t removed = agent.grants.size() - kept;
   agent.grants.resize(kept);
   agent.action_hashes.resize(kept);
+  SyncInlineHashes(agent);
   return removed;
+}
+
+void PermissionIndex::SyncInlineHashes(Agent& agent) {
+  std::size_t n = std::min(agent.action_hashes.size(), kInlineHashes);
+  std::copy_n(agent.action_hashes.begin(), n, agent.inline_hashes.begin());
 }
 
 void PermissionIndex::InsertGrant(Agent& agent, Grant grant) {
@@ -113,6 +119,7 @@ void PermissionIndex::InsertGrant(Agent& agent, Grant grant) {
   auto offset = pos - agent.grants.begin();
   agent.action_hashes.insert(agent.action_hashes.begin() + offset, ActionHash(grant.action));
   agent.grants.insert(pos, std::move(grant));
+  SyncInlineHashes(agent);
 }
 
 bool PermissionIndex::PutAgent(const AgentInfo& agent) {
@@ -153,7 +160,9 @@ bool PermissionIndex::AddGrant(const GrantInfo& grant) {
     if (ec || !v.is_object()) return false;
     scope = std::make_shared<const Scope>(Scope{grant.scope_json, std::move(v.as_object())});
   }
-  Grant g{grant.id, grant.action, InternGranter(grant.granted_by, grant.granted_by_email),
+  if (grant.id.empty() || grant.id.size() > GrantId::kMax) return false;
+  Grant g{GrantId(grant.id), grant.action,
+          InternGranter(grant.granted_by, grant.granted_by_email),
           grant.expires_at_ms, grant.created_at_ms, std::move(scope)};
   Shard& shard = ShardFor(grant.agent_id);
   std::unique_lock lock(shard.mu);
@@ -171,14 +180,15 @@ std::size_t PermissionIndex::RemoveGrants(std::string_view agent_id,
   Agent* agent = const_cast<Agent*>(FindIn(shard, agent_id));
   if (!agent) return 0;
   std::size_t removed = RemoveWhere(*agent, [&](const Grant& g) {
-    return std::find(ids.begin(), ids.end(), g.id) != ids.end();
+    return std::find(ids.begin(), ids.end(), g.id.view()) != ids.end();
   });
   grant_count_.fetch_sub(removed, std::memory_order_relaxed);
   return removed;
 }
 
 GrantView PermissionIndex::ViewOf(const Grant& g) {
-  return GrantView{g.id, g.action, g.granter, g.expires_at_ms, g.scope, g.created_at_ms};
+  return GrantView{std::string(g.id.view()), g.action, g.granter, g.expires_at_ms, g.scope,
+                   g.created_at_ms};
 }
 
 Decision PermissionIndex::DecideLocked(const Agent& agent, std::string_view action,
@@ -202,8 +212,10 @@ Decision PermissionIndex::DecideLocked(const Agent& agent, std::string_view acti
     begin = static_cast<std::size_t>(lo - agent.grants.begin());
     end = static_cast<std::size_t>(hi - agent.grants.begin());
   }
+  const std::uint32_t* hashes =
+      end <= kInlineHashes ? agent.inline_hashes.data() : agent.action_hashes.data();
   for (std::size_t i = begin; i < end; ++i) {
-    if (agent.action_hashes[i] != wanted) continue;
+    if (hashes[i] != wanted) continue;
     const Grant* it = &agent.grants[i];
     if (it->action != action || it->expires_at_ms <= now_ms) continue;
     if (context != nullptr && it->scope) {

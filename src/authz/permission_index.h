@@ -142,8 +142,22 @@ class PermissionIndex {
   std::size_t GrantCount() const;
 
  private:
+  // Grant ids (UUIDs) kept inline, so answering with one reads no other allocation.
+  class GrantId {
+   public:
+    static constexpr std::size_t kMax = 40;
+    GrantId() = default;
+    explicit GrantId(std::string_view id) : size_(static_cast<std::uint8_t>(id.size())) {
+      std::copy(id.begin(), id.end(), chars_.begin());
+    }
+    std::string_view view() const { return {chars_.data(), size_}; }
+
+   private:
+    std::array<char, kMax> chars_{};
+    std::uint8_t size_ = 0;
+  };
   struct Grant {
-    std::string id;
+    GrantId id;
     std::string action;
     const Granter* granter;
     std::int64_t expires_at_ms;
@@ -164,10 +178,14 @@ class PermissionIndex {
   };
   // Hot fields first: a check reads the key, the secret digest and the action hashes, then one
   // grant; the rest is cold.
-  struct Agent {
+  static constexpr std::size_t kInlineHashes = 12;
+  struct alignas(64) Agent {
     explicit Agent(std::string_view id) : key(id) {}
+    // The first two cache lines hold everything a check reads before the matching grant: the
+    // key, the secret digest and (for agents with few grants) the action hashes.
     AgentKey key;
     crypto::Digest secret_hash{};
+    std::array<std::uint32_t, kInlineHashes> inline_hashes{};  // copy of action_hashes' head
     // Parallel to grants (sorted by action): action_hashes[i] hashes grants[i].action. A check
     // scans this compact array first and then touches only the grants that match.
     std::vector<std::uint32_t> action_hashes;
@@ -213,6 +231,8 @@ class PermissionIndex {
   // Finds an agent in a locked shard; null when absent (or the id cannot be a key).
   static const Agent* FindIn(const Shard& shard, std::string_view agent_id);
   static void InsertGrant(Agent& agent, Grant grant);
+  // Refreshes agent.inline_hashes after action_hashes changed.
+  static void SyncInlineHashes(Agent& agent);
   template <class Pred>
   static std::size_t RemoveWhere(Agent& agent, Pred pred);
   Decision DecideLocked(const Agent& agent, std::string_view action, std::int64_t now_ms,
