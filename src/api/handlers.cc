@@ -138,6 +138,25 @@ Result<std::string> SmallObjectField(const json::object& body, std::string_view 
   return text;
 }
 
+struct AgentAndAction {
+  std::string agent_id;
+  std::string action;
+};
+
+// The two fields most bodies need: strings, present and non-empty (missing_fields names the
+// absent ones; invalid_field a wrong type).
+Result<AgentAndAction> RequiredAgentAndAction(const json::object& body) {
+  auto agent_id = OptionalString(body, "agent_id");
+  if (!agent_id.ok()) return agent_id.take_error();
+  auto action = OptionalString(body, "action");
+  if (!action.ok()) return action.take_error();
+  std::vector<std::string_view> missing;
+  if (!agent_id->has_value() || (*agent_id)->empty()) missing.push_back("agent_id");
+  if (!action->has_value() || (*action)->empty()) missing.push_back("action");
+  if (!missing.empty()) return MissingFields(missing);
+  return AgentAndAction{std::move(**agent_id), std::move(**action)};
+}
+
 std::string SessionCookie(std::string_view value, std::int64_t max_age_s, bool secure) {
   std::string c = std::string(kSessionCookie) + "=" + std::string(value) +
                   "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age_s);
@@ -292,18 +311,12 @@ http::Response Service::CheckGet(http::Request& req) {
 http::Response Service::CheckPost(http::Request& req) {
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
-  auto agent_id = StringField(*body, "agent_id");
-  if (!agent_id.ok()) return Fail(req, agent_id.take_error());
-  auto action = StringField(*body, "action");
-  if (!action.ok()) return Fail(req, action.take_error());
-  std::vector<std::string_view> missing;
-  if (!agent_id->has_value() || (*agent_id)->empty()) missing.push_back("agent_id");
-  if (!action->has_value() || (*action)->empty()) missing.push_back("action");
-  if (!missing.empty()) return Fail(req, MissingFields(missing));
+  auto target = RequiredAgentAndAction(*body);
+  if (!target.ok()) return Fail(req, target.take_error());
   auto context = OptionalObject(*body, "context");
   if (!context.ok()) return Fail(req, context.take_error());
   const json::object* ctx = context->has_value() ? &**context : nullptr;
-  return Decide(req, **agent_id, **action, ctx);
+  return Decide(req, target->agent_id, target->action, ctx);
 }
 
 http::Response Service::Decide(http::Request& req, std::string_view agent_id,
@@ -386,15 +399,11 @@ http::Response Service::Grant(http::Request& req) {
   if (Status s = CheckOrigin(req); !s.ok()) return Fail(req, s.take_error());
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
-  auto agent_id = StringField(*body, "agent_id");
-  if (!agent_id.ok()) return Fail(req, agent_id.take_error());
-  auto action = StringField(*body, "action");
-  if (!action.ok()) return Fail(req, action.take_error());
-  std::vector<std::string_view> missing;
-  if (!agent_id->has_value() || (*agent_id)->empty()) missing.push_back("agent_id");
-  if (!action->has_value() || (*action)->empty()) missing.push_back("action");
-  if (!missing.empty()) return Fail(req, MissingFields(missing));
-  if (!ValidAction(**action)) {
+  auto target = RequiredAgentAndAction(*body);
+  if (!target.ok()) return Fail(req, target.take_error());
+  const std::string& agent_id = target->agent_id;
+  const std::string& action = target->action;
+  if (!ValidAction(action)) {
     return Fail(req, MakeError(Code::kInvalidField,
                                "Field 'action' must be 1-200 characters of letters, digits and "
                                "_ . : / * -"));
@@ -419,13 +428,13 @@ http::Response Service::Grant(http::Request& req) {
   }
   auto metadata = SmallObjectField(*body, "metadata");
   if (!metadata.ok()) return Fail(req, metadata.take_error());
-  if (!index_.HasAgent(**agent_id)) return Fail(req, MakeError(Code::kAgentNotFound));
+  if (!index_.HasAgent(agent_id)) return Fail(req, MakeError(Code::kAgentNotFound));
 
   std::int64_t now = clock_.NowMs();
   store::GrantRecord g;
   g.id = crypto::NewUuid(random_);
-  g.agent_id = **agent_id;
-  g.action = **action;
+  g.agent_id = agent_id;
+  g.action = action;
   g.granted_by = session->user.id;
   g.granted_by_email = session->user.email;
   if (expires_in_s) {
