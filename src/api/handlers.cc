@@ -120,11 +120,6 @@ json::value ParsedOrNull(const std::string& text) {
   return ec ? json::value(nullptr) : v;
 }
 
-// Reads an optional string field, giving invalid_field for other types.
-Result<std::optional<std::string>> StringField(const json::object& body, std::string_view key) {
-  return OptionalString(body, key);
-}
-
 // An optional object field no larger than kMaxObjectBytes serialized; "" when absent.
 Result<std::string> SmallObjectField(const json::object& body, std::string_view key) {
   auto obj = OptionalObject(body, key);
@@ -171,9 +166,9 @@ std::string SessionCookie(std::string_view value, std::int64_t max_age_s, bool s
 http::Response Service::Register(http::Request& req) {
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
-  auto name = StringField(*body, "name");
+  auto name = OptionalString(*body, "name");
   if (!name.ok()) return Fail(req, name.take_error());
-  auto email = StringField(*body, "developer_email");
+  auto email = OptionalString(*body, "developer_email");
   if (!email.ok()) return Fail(req, email.take_error());
   std::vector<std::string_view> missing;
   if (!name->has_value()) missing.push_back("name");
@@ -195,7 +190,7 @@ http::Response Service::Register(http::Request& req) {
     return Fail(req, MakeError(Code::kInvalidEmail,
                                "developer_email is not a valid email address"));
   }
-  auto description = StringField(*body, "description");
+  auto description = OptionalString(*body, "description");
   if (!description.ok()) return Fail(req, description.take_error());
   if (description->has_value() && Utf8Length(**description) > kMaxDescriptionChars) {
     return Fail(req, MakeError(Code::kInvalidField, "Field 'description' exceeds 2000 characters"));
@@ -471,11 +466,11 @@ http::Response Service::Revoke(http::Request& req) {
   if (Status s = CheckOrigin(req); !s.ok()) return Fail(req, s.take_error());
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
-  auto permission_id = StringField(*body, "permission_id");
+  auto permission_id = OptionalString(*body, "permission_id");
   if (!permission_id.ok()) return Fail(req, permission_id.take_error());
-  auto agent_id = StringField(*body, "agent_id");
+  auto agent_id = OptionalString(*body, "agent_id");
   if (!agent_id.ok()) return Fail(req, agent_id.take_error());
-  auto action = StringField(*body, "action");
+  auto action = OptionalString(*body, "action");
   if (!action.ok()) return Fail(req, action.take_error());
 
   const store::UserRecord& user = session->user;
@@ -590,7 +585,7 @@ http::Response Service::ListPermissions(http::Request& req) {
 http::Response Service::MagicLink(http::Request& req) {
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
-  auto email = StringField(*body, "email");
+  auto email = OptionalString(*body, "email");
   if (!email.ok()) return Fail(req, email.take_error());
   if (!email->has_value() || (*email)->empty()) return Fail(req, MissingFields({"email"}));
   if (!ValidEmail(**email)) {
