@@ -301,7 +301,7 @@ void RegisterAll(Fixture& f) {
       auto drained = f.index().DrainLastSeen();
       benchmark::DoNotOptimize(drained);
     }
-  })->Unit(benchmark::kMillisecond);
+  })->Unit(benchmark::kMicrosecond);
 }
 
 // Reads and removes our own --agents/--grants-per-agent flags from argv.
