@@ -13,7 +13,7 @@
 //                         as POST /permission/check (context satisfies the scope)
 //   Check/context_denied  the same with a context that breaks max_amount (denial with reason)
 //   Check/digest threads:2  Check/digest on two threads at once (scaling; informational)
-//   Index/DrainLastSeen   the once-a-second last_seen scan of the bookkeeping flush (informational)
+//   Index/DrainLastSeen   the once-a-second last_seen drain of the bookkeeping flush (informational)
 //
 // Target (DESIGN.md): under 1 µs median. Run with
 //   agentgate_bench_decision --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -285,8 +285,8 @@ void RegisterAll(Fixture& f) {
     }
     state.SetItemsProcessed(state.iterations());
   });
-  // Two threads on two cores: shows what the shared locks and reference counts cost when
-  // network threads decide concurrently. Informational; the target is the single-thread median.
+  // Two threads on two cores: shows how decisions scale when network threads decide
+  // concurrently (shared shard locks). Informational; the target is the single-thread median.
   benchmark::RegisterBenchmark("Check/digest", check_digest)->Threads(2)->UseRealTime();
   // Not a decision: the server's bookkeeping flush calls DrainLastSeen() once per flush interval
   // (1 s) on the same cores as the checks. Measured with one agent seen since the last drain,

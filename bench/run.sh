@@ -282,6 +282,7 @@ echo "$SEED_OUT" | tee -a "$RAW" >&2
 SEED_S=$(sed -nE 's/.* in ([0-9.]+) s .*/\1/p' <<<"$SEED_OUT")
 read -r AGENT_ID AGENT_SECRET AGENT_ACTION < "$WORK/secrets.txt"
 GRANTS_TOTAL=$((AGENTS * GPA))
+((ROTATE_AGENTS <= AGENTS)) || ROTATE_AGENTS=$AGENTS
 
 # ---- (1) HTTP ----------------------------------------------------------------------------------
 
