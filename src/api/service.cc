@@ -8,9 +8,16 @@ namespace agentgate::api {
 // ---- CheckLog ------------------------------------------------------------------------------
 
 void CheckLog::Record(store::CheckRecord&& record, std::int64_t day, bool keep_record) {
+  // Each thread gets its own shard (round-robin), so network threads never share a lock here.
   thread_local const std::size_t shard_index =
-      std::hash<std::thread::id>{}(std::this_thread::get_id()) % kShards;
+      next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards;
   Shard& shard = shards_[shard_index];
+  bool keep = keep_record;
+  if (keep && pending_.fetch_add(1, std::memory_order_relaxed) >= max_pending) {
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    keep = false;
+  }
   std::lock_guard lock(shard.mu);
   if (shard.day != day) {
     if (shard.day_count > 0) shard.other_days.emplace_back(shard.day, shard.day_count);
@@ -18,12 +25,7 @@ void CheckLog::Record(store::CheckRecord&& record, std::int64_t day, bool keep_r
     shard.day_count = 0;
   }
   ++shard.day_count;
-  if (!keep_record) return;
-  if (shard.records.size() * kShards >= max_pending) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  shard.records.push_back(std::move(record));
+  if (keep) shard.records.push_back(std::move(record));
 }
 
 store::Bookkeeping CheckLog::Drain() {
@@ -41,6 +43,7 @@ store::Bookkeeping CheckLog::Drain() {
     if (shard.day_count > 0) b.checks_per_day.emplace_back(shard.day, shard.day_count);
     shard.day_count = 0;
   }
+  pending_.fetch_sub(b.checks.size(), std::memory_order_relaxed);
   return b;
 }
 
@@ -131,6 +134,13 @@ Status Service::Flush() {
   std::lock_guard lock(flush_mu_);
   store::Bookkeeping batch = check_log_.Drain();
   batch.last_seen = index_.DrainLastSeen();
+  if (std::int64_t dropped = check_log_.dropped(); dropped > dropped_reported_) {
+    logger_.Warn(std::to_string(dropped - dropped_reported_) +
+                 " check records were not kept (more than " +
+                 std::to_string(options_.max_pending_checks) +
+                 " pending); the checks are still counted");
+    dropped_reported_ = dropped;
+  }
   if (batch.empty()) return Ok();
   Status s = store_.FlushBookkeeping(batch);
   if (!s.ok()) {

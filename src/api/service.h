@@ -41,6 +41,7 @@ struct ServiceOptions {
 };
 
 // Check records waiting to be written, in shards so concurrent checks rarely share a lock.
+// Counting is never dropped; records beyond max_pending are (and counted in dropped()).
 class CheckLog {
  public:
   void Record(store::CheckRecord&& record, std::int64_t day, bool keep_record);
@@ -59,6 +60,8 @@ class CheckLog {
   };
   static constexpr std::size_t kShards = 16;
   std::array<Shard, kShards> shards_;
+  std::atomic<std::size_t> next_shard_{0};
+  std::atomic<std::size_t> pending_{0};
   std::atomic<std::int64_t> dropped_{0};
 };
 
@@ -124,6 +127,7 @@ class Service {
   authz::RateLimiter magic_link_limiter_;
   CheckLog check_log_;
   std::mutex flush_mu_;  // held while pending checks move from memory to the store
+  std::int64_t dropped_reported_ = 0;  // guarded by flush_mu_
 };
 
 }  // namespace agentgate::api

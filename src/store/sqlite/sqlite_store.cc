@@ -453,7 +453,10 @@ Status SqliteStore::Connection::ConfigureWriter() {
   return ExecScript(
       "PRAGMA synchronous = FULL;"
       "PRAGMA foreign_keys = ON;"
-      "PRAGMA journal_size_limit = 67108864;");
+      "PRAGMA journal_size_limit = 67108864;"
+      // The writer touches index pages all over a large database; SQLite's default 2 MB page
+      // cache made every grant re-read pages (measured: ~8 preads per grant at 1M grants).
+      "PRAGMA cache_size = -65536;");
 }
 
 Status SqliteStore::Connection::Migrate() {
