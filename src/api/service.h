@@ -37,7 +37,7 @@ struct ServiceOptions {
   std::int64_t session_ttl_ms = 30LL * 86'400'000;
   std::int64_t link_ttl_ms = 15 * 60'000;
   bool record_checks = true;               // keep a record of every check
-  std::size_t max_pending_checks = 1'000'000;
+  std::size_t max_pending_checks = 500'000;  // ~75 MB at most; beyond it records (not counts) drop
 };
 
 // Check records waiting to be written, in shards so concurrent checks rarely share a lock.

@@ -456,7 +456,8 @@ Status SqliteStore::Connection::ConfigureWriter() {
       "PRAGMA journal_size_limit = 67108864;"
       // The writer touches index pages all over a large database; SQLite's default 2 MB page
       // cache made every grant re-read pages (measured: ~8 preads per grant at 1M grants).
-      "PRAGMA cache_size = -65536;");
+      // 32 MiB: most of that gain, at a memory cost the 1M-grant budget can carry.
+      "PRAGMA cache_size = -32768;");
 }
 
 Status SqliteStore::Connection::Migrate() {
