@@ -163,6 +163,39 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(impl_.options.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(impl_.options.max_header_bytes));
     deadline_ns_ = SteadyNs() + impl_.options.read_timeout_ms * 1'000'000;
+    bhttp::async_read_header(socket_, buffer_, *parser_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               self->OnHeader(ec);
+                             });
+  }
+
+  // Header read: a body-less request is complete; otherwise answer "Expect: 100-continue" (curl
+  // sends it for bodies over 1 KiB and would wait a second for it) and read the body.
+  void OnHeader(beast::error_code ec) {
+    if (ec || parser_->is_done()) {
+      deadline_ns_ = 0;
+      OnRead(ec);
+      return;
+    }
+    auto& msg = parser_->get();
+    auto expect = msg.find(bhttp::field::expect);
+    if (expect != msg.end() && beast::iequals(expect->value(), "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
+                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                          if (ec) {
+                            self->deadline_ns_ = 0;
+                            self->Close();
+                            return;
+                          }
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     bhttp::async_read(socket_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
                         self->deadline_ns_ = 0;
