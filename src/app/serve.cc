@@ -1,7 +1,10 @@
 #include "app/serve.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -105,6 +108,15 @@ int RunServe(const std::vector<std::string>& args) {
     logger.Error("cannot create data directory " + config.data_dir + ": " + fs_error.message());
     return 1;
   }
+  // One server per data directory: the in-memory index assumes it is the only writer.
+  std::string lock_path = (std::filesystem::path(config.data_dir) / "agentgate.lock").string();
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    logger.Error("another agentgate is already serving " + config.data_dir +
+                 " (cannot lock " + lock_path + "); stop it or choose another --data-dir");
+    if (lock_fd >= 0) ::close(lock_fd);
+    return 1;
+  }
   std::string db_path = (std::filesystem::path(config.data_dir) / "agentgate.db").string();
   auto opened = store::SqliteStore::Open(db_path);
   if (!opened.ok()) {
@@ -173,6 +185,7 @@ int RunServe(const std::vector<std::string>& args) {
   }
   store.reset();
   mailer.reset();
+  ::close(lock_fd);
   logger.Info("stopped");
   return 0;
 }
