@@ -97,6 +97,22 @@ struct GrantFilter {
   int limit = 1000;
 };
 
+// Idempotency-Key bookkeeping: what a write answered, so a retry gets the same answer.
+enum class IdempotencyState {
+  kStarted,     // the caller owns the key now: run the request, then Finish or Abandon
+  kReplay,      // done before with the same request: answer with the stored response
+  kInProgress,  // the first request with this key is still running
+  kMismatch,    // the key was used with a different request
+};
+
+struct IdempotencyOutcome {
+  IdempotencyState state = IdempotencyState::kStarted;
+  int status = 0;            // kReplay: the stored response
+  std::string content_type;
+  std::string headers_json;  // JSON object of header name -> value
+  std::string body;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -139,11 +155,29 @@ class Store {
                                                          std::int64_t now_ms) = 0;
   virtual Status DeleteSession(const crypto::Digest& token_hash) = 0;
 
+  // --- idempotency ----------------------------------------------------------------------------
+  // Claims key (a digest of credential, method, path and Idempotency-Key) for a request whose
+  // digest is fingerprint, atomically. A record past expires_at counts as absent; a running
+  // record started before stale_before_ms (its server died) may be taken over.
+  virtual Result<IdempotencyOutcome> BeginIdempotent(const crypto::Digest& key,
+                                                     const crypto::Digest& fingerprint,
+                                                     std::int64_t now_ms,
+                                                     std::int64_t expires_at_ms,
+                                                     std::int64_t stale_before_ms) = 0;
+  // Stores the response of a started key.
+  virtual Status FinishIdempotent(const crypto::Digest& key, int status,
+                                  const std::string& content_type,
+                                  const std::string& headers_json, const std::string& body) = 0;
+  // Forgets a started key (the request failed validation or the server failed): a retry runs
+  // the request again.
+  virtual Status AbandonIdempotent(const crypto::Digest& key) = 0;
+
   // --- bookkeeping and statistics -------------------------------------------------------------
   virtual Status FlushBookkeeping(const Bookkeeping& batch) = 0;
   virtual Result<Counters> LoadCounters(std::int64_t utc_day) = 0;
 
-  // Deletes expired magic links and sessions, and check records older than the cutoff.
+  // Deletes expired magic links, sessions and idempotency records, and check records older than
+  // the cutoff.
   virtual Status Prune(std::int64_t now_ms, std::int64_t check_records_before_ms) = 0;
 };
 

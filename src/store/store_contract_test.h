@@ -770,8 +770,80 @@ TYPED_TEST_P(StoreContractTest, ExceptionsInSinksComeBackAsErrors) {
   EXPECT_EQ(ActiveGrantIds(this->store(), kNow), (std::vector<std::string>{"g_1", "g_2"}));
 }
 
+TYPED_TEST_P(StoreContractTest, IdempotencyClaimsReplaysAndRejects) {
+  Store& store = this->store();
+  crypto::Digest key = TestDigest("idem:key");
+  crypto::Digest body = TestDigest("idem:body");
+  const std::int64_t ttl = 86'400'000;
+  auto begin = [&](const crypto::Digest& fp, std::int64_t now) {
+    Result<IdempotencyOutcome> r = store.BeginIdempotent(key, fp, now, now + ttl, now - 60'000);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    return r.ok() ? *r : IdempotencyOutcome{};
+  };
+  EXPECT_EQ(begin(body, kNow).state, IdempotencyState::kStarted);
+  // Same request while the first runs; another request under the same key.
+  EXPECT_EQ(begin(body, kNow + 1).state, IdempotencyState::kInProgress);
+  EXPECT_EQ(begin(TestDigest("idem:other"), kNow + 1).state, IdempotencyState::kMismatch);
+
+  ASSERT_TRUE(store.FinishIdempotent(key, 201, "application/json", R"({"Location":"/x"})",
+                                     R"({"id":1})").ok());
+  IdempotencyOutcome replay = begin(body, kNow + 2);
+  EXPECT_EQ(replay.state, IdempotencyState::kReplay);
+  EXPECT_EQ(replay.status, 201);
+  EXPECT_EQ(replay.content_type, "application/json");
+  EXPECT_EQ(replay.headers_json, R"({"Location":"/x"})");
+  EXPECT_EQ(replay.body, R"({"id":1})");
+  EXPECT_EQ(begin(TestDigest("idem:other"), kNow + 2).state, IdempotencyState::kMismatch);
+
+  // After expiry the key is free again, for any request.
+  EXPECT_EQ(begin(TestDigest("idem:other"), kNow + ttl).state, IdempotencyState::kStarted);
+}
+
+TYPED_TEST_P(StoreContractTest, IdempotencyAbandonAndStaleTakeover) {
+  crypto::Digest key = TestDigest("idem:abandon");
+  crypto::Digest body = TestDigest("idem:body");
+  // this->store() each time: Reopen() below replaces the store.
+  auto state = [&](std::int64_t now, std::int64_t stale_before) {
+    Result<IdempotencyOutcome> r =
+        this->store().BeginIdempotent(key, body, now, now + 86'400'000, stale_before);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->state : IdempotencyState::kMismatch;
+  };
+  EXPECT_EQ(state(kNow, kNow - 60'000), IdempotencyState::kStarted);
+  ASSERT_TRUE(this->store().AbandonIdempotent(key).ok());
+  EXPECT_EQ(state(kNow + 1, kNow - 60'000), IdempotencyState::kStarted);  // free again
+  // Still running, but started before the stale cut-off: a retry takes it over.
+  EXPECT_EQ(state(kNow + 2, kNow + 1), IdempotencyState::kInProgress);
+  EXPECT_EQ(state(kNow + 3, kNow + 10), IdempotencyState::kStarted);
+  // Records survive a reopen, and Prune removes expired ones.
+  ASSERT_TRUE(this->store().FinishIdempotent(key, 200, "application/json", "{}", "{}").ok());
+  this->Reopen();
+  EXPECT_EQ(state(kNow + 4, kNow - 60'000), IdempotencyState::kReplay);
+  ASSERT_TRUE(this->store().Prune(kNow + 3 + 86'400'000, 0).ok());
+  EXPECT_EQ(state(kNow + 5, kNow - 60'000), IdempotencyState::kStarted);
+}
+
+TYPED_TEST_P(StoreContractTest, IdempotencyRaceHasOneOwner) {
+  crypto::Digest key = TestDigest("idem:race");
+  crypto::Digest body = TestDigest("idem:body");
+  std::atomic<int> started{0};
+  std::atomic<int> errors{0};
+  RunConcurrently(16, [&](int) {
+    Result<IdempotencyOutcome> r =
+        this->store().BeginIdempotent(key, body, kNow, kNow + 86'400'000, kNow - 60'000);
+    if (!r.ok()) {
+      ++errors;
+    } else if (r->state == IdempotencyState::kStarted) {
+      ++started;
+    }
+  });
+  EXPECT_EQ(started.load(), 1);
+  EXPECT_EQ(errors.load(), 0);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
-    StoreContractTest, EmptyStoreHasNothing, AgentRoundTrips, DuplicateAgentIsAnErrorValue,
+    StoreContractTest, IdempotencyClaimsReplaysAndRejects, IdempotencyAbandonAndStaleTakeover,
+    IdempotencyRaceHasOneOwner, EmptyStoreHasNothing, AgentRoundTrips, DuplicateAgentIsAnErrorValue,
     GrantRoundTrips, BadGrantIsAnErrorValue, RevokeReturnsOnlyWhatItRevokedNow,
     LoadActiveGrantsExcludesRevokedAndExpired, ListGrantsIsNewestFirstAndFiltered,
     SignInCreatesOnceThenFinds, OnlyTheFirstPromotableUserBecomesAdmin, FirstAdminRaceHasOneWinner,

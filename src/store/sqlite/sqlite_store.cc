@@ -108,6 +108,22 @@ CREATE TABLE daily_checks(
   count INTEGER NOT NULL
 ) STRICT;
 )sql",
+    // 4: Idempotency-Key records.
+    R"sql(
+CREATE TABLE idempotency(
+  id INTEGER PRIMARY KEY,
+  key BLOB NOT NULL UNIQUE CHECK(length(key) = 32),
+  fingerprint BLOB NOT NULL CHECK(length(fingerprint) = 32),
+  done INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  content_type TEXT NOT NULL,
+  headers TEXT NOT NULL,
+  body TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX idempotency_expires ON idempotency(expires_at);
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -205,6 +221,21 @@ constexpr std::string_view kLoadCounters =
 constexpr std::string_view kPruneMagicLinks = "DELETE FROM magic_links WHERE expires_at <= ?1";
 constexpr std::string_view kPruneSessions = "DELETE FROM sessions WHERE expires_at <= ?1";
 constexpr std::string_view kPruneChecks = "DELETE FROM check_records WHERE at < ?1";
+
+constexpr std::string_view kFindIdempotent =
+    "SELECT fingerprint, done, status, content_type, headers, body, created_at, expires_at "
+    "FROM idempotency WHERE key = ?1";
+constexpr std::string_view kClaimIdempotent =
+    "INSERT INTO idempotency(key, fingerprint, done, status, content_type, headers, body, "
+    "created_at, expires_at) VALUES (?1, ?2, 0, 0, '', '{}', '', ?3, ?4) "
+    "ON CONFLICT(key) DO UPDATE SET fingerprint = excluded.fingerprint, done = 0, status = 0, "
+    "content_type = '', headers = '{}', body = '', created_at = excluded.created_at, "
+    "expires_at = excluded.expires_at";
+constexpr std::string_view kFinishIdempotent =
+    "UPDATE idempotency SET done = 1, status = ?2, content_type = ?3, headers = ?4, body = ?5 "
+    "WHERE key = ?1";
+constexpr std::string_view kAbandonIdempotent = "DELETE FROM idempotency WHERE key = ?1";
+constexpr std::string_view kPruneIdempotency = "DELETE FROM idempotency WHERE expires_at <= ?1";
 
 constexpr std::string_view kSchemaVersionQuery =
     "SELECT coalesce(max(version), 0) FROM schema_migrations";
@@ -1099,10 +1130,84 @@ Result<Counters> SqliteStore::LoadCounters(std::int64_t utc_day) {
   return counters;
 }
 
+Result<IdempotencyOutcome> SqliteStore::BeginIdempotent(const crypto::Digest& key,
+                                                        const crypto::Digest& fingerprint,
+                                                        std::int64_t now_ms,
+                                                        std::int64_t expires_at_ms,
+                                                        std::int64_t stale_before_ms) {
+  IdempotencyOutcome out;
+  Status s = Write("BeginIdempotent", [&](Connection& c) -> Status {
+    out = IdempotencyOutcome{};
+    {
+      Result<Statement> find = c.Prepare(kFindIdempotent);
+      if (!find) return find.take_error();
+      find->BindDigest(1, key);
+      Result<bool> row = find->Step();
+      if (!row) return row.take_error();
+      if (*row && find->Int(7) > now_ms) {
+        crypto::Digest stored{};
+        bool same = find->ReadDigest(0, stored).ok() && stored == fingerprint;
+        bool done = find->Int(1) != 0;
+        if (!same) {
+          out.state = IdempotencyState::kMismatch;
+          return Ok();
+        }
+        if (done) {
+          out.state = IdempotencyState::kReplay;
+          out.status = static_cast<int>(find->Int(2));
+          out.content_type = find->Text(3);
+          out.headers_json = find->Text(4);
+          out.body = find->Text(5);
+          return Ok();
+        }
+        if (find->Int(6) >= stale_before_ms) {
+          out.state = IdempotencyState::kInProgress;
+          return Ok();
+        }
+      }
+    }
+    Result<Statement> claim = c.Prepare(kClaimIdempotent);
+    if (!claim) return claim.take_error();
+    claim->BindDigest(1, key);
+    claim->BindDigest(2, fingerprint);
+    claim->BindInt(3, now_ms);
+    claim->BindInt(4, expires_at_ms);
+    out.state = IdempotencyState::kStarted;
+    return claim->Run();
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Status SqliteStore::FinishIdempotent(const crypto::Digest& key, int status,
+                                     const std::string& content_type,
+                                     const std::string& headers_json, const std::string& body) {
+  return Write("FinishIdempotent", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kFinishIdempotent);
+    if (!stmt) return stmt.take_error();
+    stmt->BindDigest(1, key);
+    stmt->BindInt(2, status);
+    stmt->BindText(3, content_type);
+    stmt->BindText(4, headers_json);
+    stmt->BindText(5, body);
+    return stmt->Run();
+  });
+}
+
+Status SqliteStore::AbandonIdempotent(const crypto::Digest& key) {
+  return Write("AbandonIdempotent", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kAbandonIdempotent);
+    if (!stmt) return stmt.take_error();
+    stmt->BindDigest(1, key);
+    return stmt->Run();
+  });
+}
+
 Status SqliteStore::Prune(std::int64_t now_ms, std::int64_t check_records_before_ms) {
   return Write("Prune", [&](Connection& c) -> Status {
     for (auto [sql, cutoff] :
          {std::pair{kPruneMagicLinks, now_ms}, std::pair{kPruneSessions, now_ms},
+          std::pair{kPruneIdempotency, now_ms},
           std::pair{kPruneChecks, check_records_before_ms}}) {
       Result<Statement> stmt = c.Prepare(sql);
       if (!stmt) return stmt.take_error();

@@ -73,6 +73,13 @@ class SqliteStore final : public Store {
   Status FlushBookkeeping(const Bookkeeping& batch) override;
   Result<Counters> LoadCounters(std::int64_t utc_day) override;
 
+  Result<IdempotencyOutcome> BeginIdempotent(const crypto::Digest& key,
+                                             const crypto::Digest& fingerprint,
+                                             std::int64_t now_ms, std::int64_t expires_at_ms,
+                                             std::int64_t stale_before_ms) override;
+  Status FinishIdempotent(const crypto::Digest& key, int status, const std::string& content_type,
+                          const std::string& headers_json, const std::string& body) override;
+  Status AbandonIdempotent(const crypto::Digest& key) override;
   Status Prune(std::int64_t now_ms, std::int64_t check_records_before_ms) override;
 
  private:
