@@ -3,6 +3,8 @@
 #include "api/docs.h"
 #include "core/json.h"
 
+#include <algorithm>
+
 namespace agentgate::api {
 
 // ---- CheckLog ------------------------------------------------------------------------------
@@ -115,15 +117,21 @@ void Service::RegisterRoutes(http::Router& router) {
   router.Add(Method::kGet, "/permission/check", Dispatch::kInline, bind(&Service::CheckGet));
   router.Add(Method::kPost, "/permission/check", Dispatch::kInline, bind(&Service::CheckPost));
   router.Add(Method::kGet, "/agent/:agent_id", Dispatch::kInline, bind(&Service::AgentProfile));
+  // Registration is not idempotent-replayable: its response carries the agent's secret, which
+  // must not be stored; POST /permission/check is a read.
   router.Add(Method::kPost, "/agent/register", Dispatch::kBlocking, bind(&Service::Register));
-  router.Add(Method::kPost, "/permission/grant", Dispatch::kBlocking, bind(&Service::Grant));
-  router.Add(Method::kPost, "/permission/revoke", Dispatch::kBlocking, bind(&Service::Revoke));
+  router.Add(Method::kPost, "/permission/grant", Dispatch::kBlocking,
+             Idempotent(bind(&Service::Grant)));
+  router.Add(Method::kPost, "/permission/revoke", Dispatch::kBlocking,
+             Idempotent(bind(&Service::Revoke)));
   router.Add(Method::kGet, "/permissions", Dispatch::kBlocking,
              bind(&Service::ListPermissions));
-  router.Add(Method::kPost, "/auth/magic-link", Dispatch::kBlocking, bind(&Service::MagicLink));
+  router.Add(Method::kPost, "/auth/magic-link", Dispatch::kBlocking,
+             Idempotent(bind(&Service::MagicLink)));
   router.Add(Method::kGet, "/auth/verify", Dispatch::kBlocking, bind(&Service::Verify));
   router.Add(Method::kGet, "/auth/session", Dispatch::kBlocking, bind(&Service::SessionInfo));
-  router.Add(Method::kPost, "/auth/logout", Dispatch::kBlocking, bind(&Service::Logout));
+  router.Add(Method::kPost, "/auth/logout", Dispatch::kBlocking,
+             Idempotent(bind(&Service::Logout)));
   router.Add(Method::kGet, "/health", Dispatch::kInline, bind(&Service::Health));
   router.Add(Method::kGet, "/stats", Dispatch::kBlocking, bind(&Service::Stats));
   router.Add(Method::kGet, "/dashboard", Dispatch::kBlocking, bind(&Service::Dashboard));
@@ -154,6 +162,111 @@ void Service::Housekeeping(std::int64_t check_retention_ms) {
   Status s = store_.Prune(now, now - check_retention_ms);
   if (!s.ok()) logger_.Warn("pruning failed: " + std::string(s.error().Message()));
   index_.Sweep(now);
+}
+
+// ---- idempotency ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::int64_t kIdempotencyTtlMs = 24LL * 3'600'000;
+// A record still "running" this long after it started belongs to a request that died with its
+// server; a retry may take it over.
+constexpr std::int64_t kIdempotencyStaleMs = 5 * 60'000;
+// Response headers kept with a stored response (names as literals: Response keeps views).
+constexpr std::string_view kReplayedHeaders[] = {"Location", "Set-Cookie", "Cache-Control",
+                                                 "RateLimit", "RateLimit-Policy"};
+
+bool ValidIdempotencyKey(std::string_view key) {
+  if (key.empty() || key.size() > 255) return false;
+  return std::all_of(key.begin(), key.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+}  // namespace
+
+http::Handler Service::Idempotent(http::Handler inner) {
+  return [this, inner = std::move(inner)](http::Request& req) -> http::Response {
+    if (req.idempotency_key.empty()) return inner(req);
+    if (!ValidIdempotencyKey(req.idempotency_key)) {
+      return Fail(req, MakeError(Code::kInvalidField,
+                                 "Idempotency-Key must be 1-255 visible ASCII characters "
+                                 "(a UUID is a good choice)"));
+    }
+    // Keys are scoped to the credential that sent them (never stored in plaintext).
+    std::string scope;
+    if (std::string_view bearer = http::BearerToken(req.authorization); !bearer.empty()) {
+      scope = "bearer:" + crypto::Sha256Hex(bearer);
+    } else if (std::string_view s = http::CookieValue(req.cookie, "ap_session"); !s.empty()) {
+      scope = "session:" + crypto::Sha256Hex(s);
+    } else {
+      scope = "ip:" + std::string(req.remote_ip);
+    }
+    std::string method(http::MethodName(req.method));
+    crypto::Digest key = crypto::Sha256(scope + "\n" + method + "\n" + std::string(req.path) +
+                                        "\n" + std::string(req.idempotency_key));
+    crypto::Digest fingerprint =
+        crypto::Sha256(method + "\n" + std::string(req.path) + "\n" + req.body);
+    std::int64_t now = clock_.NowMs();
+    auto begun = store_.BeginIdempotent(key, fingerprint, now, now + kIdempotencyTtlMs,
+                                        now - kIdempotencyStaleMs);
+    if (!begun.ok()) return Fail(req, begun.take_error());
+    switch (begun->state) {
+      case store::IdempotencyState::kMismatch:
+        return Fail(req, MakeError(Code::kIdempotencyKeyReused));
+      case store::IdempotencyState::kInProgress: {
+        http::Response r = Fail(req, MakeError(Code::kIdempotencyConflict));
+        r.Header("Retry-After", "1");
+        return r;
+      }
+      case store::IdempotencyState::kReplay: {
+        http::Response r;
+        r.status = begun->status;
+        r.content_type = begun->content_type;
+        r.body = std::move(begun->body);
+        boost::system::error_code ec;
+        json::value headers = json::parse(begun->headers_json, ec);
+        if (!ec && headers.is_object()) {
+          for (std::string_view name : kReplayedHeaders) {
+            if (auto it = headers.as_object().find(name);
+                it != headers.as_object().end() && it->value().is_string()) {
+              r.Header(name, std::string(it->value().get_string()));
+            }
+          }
+        }
+        r.Header("Idempotent-Replayed", "true");
+        return r;
+      }
+      case store::IdempotencyState::kStarted:
+        break;
+    }
+    http::Response r;
+    try {
+      r = inner(req);
+    } catch (...) {
+      (void)store_.AbandonIdempotent(key);
+      throw;
+    }
+    if (r.status >= 400) {
+      // Not stored: the caller may fix the request, or retry after a server error, with the
+      // same key.
+      if (Status s = store_.AbandonIdempotent(key); !s.ok()) {
+        logger_.Warn("could not release an Idempotency-Key: " + std::string(s.error().Message()));
+      }
+      return r;
+    }
+    json::object headers;
+    for (const auto& [name, value] : r.headers) {
+      for (std::string_view kept : kReplayedHeaders) {
+        if (name == kept) headers[name] = value;
+      }
+    }
+    if (Status s = store_.FinishIdempotent(key, r.status, r.content_type, Serialize(headers),
+                                           r.body);
+        !s.ok()) {
+      logger_.Warn("could not store the response for an Idempotency-Key: " +
+                   std::string(s.error().Message()));
+    }
+    return r;
+  };
 }
 
 // ---- helpers -------------------------------------------------------------------------------

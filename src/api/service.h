@@ -102,6 +102,11 @@ class Service {
   http::Response Stats(http::Request& req);
   http::Response Dashboard(http::Request& req);
 
+  // Wraps a write handler with Idempotency-Key handling: the first response to a key (per
+  // credential, method and path) is stored for 24 hours and replayed to retries; the same key
+  // with a different body is refused; validation failures and server errors are not stored.
+  http::Handler Idempotent(http::Handler inner);
+
   http::Response Fail(const http::Request& req, Error error) const;
   http::Response Json(int status, std::string body) const;
   http::Response Decide(http::Request& req, std::string_view agent_id, std::string_view action,

@@ -59,9 +59,17 @@ constexpr std::array kCatalogue{
              "Fetch the resource again and retry with its current state."},
     CodeInfo{Code::kUnavailable, "unavailable", 503, "The server is shutting down",
              "Retry shortly, against another node if there is one."},
+    CodeInfo{Code::kIdempotencyKeyReused, "idempotency_key_reused", 422,
+             "This Idempotency-Key was already used with a different request",
+             "Use a new Idempotency-Key for a different request; reuse a key only to retry the "
+             "very same request."},
+    CodeInfo{Code::kIdempotencyConflict, "idempotency_conflict", 409,
+             "A request with this Idempotency-Key is still being processed",
+             "Wait for the first request to finish (see Retry-After), then retry with the same "
+             "key to get its response."},
 };
 
-static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kUnavailable) + 1,
+static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kIdempotencyConflict) + 1,
               "every Code needs a catalogue entry");
 
 }  // namespace

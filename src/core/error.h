@@ -36,6 +36,8 @@ enum class Code : std::uint8_t {
   kBadRequest,
   kConflict,
   kUnavailable,
+  kIdempotencyKeyReused,
+  kIdempotencyConflict,
 };
 
 struct CodeInfo {

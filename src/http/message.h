@@ -33,6 +33,7 @@ struct Request {
   std::string_view sec_fetch_site;
   std::string_view content_type;
   std::string_view user_agent;
+  std::string_view idempotency_key;
   std::string_view remote_ip;
   std::string request_id;
   std::int64_t received_at_ns = 0;  // steady clock, for latency_ms

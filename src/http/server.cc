@@ -29,7 +29,7 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 constexpr std::string_view kExposeHeaders =
-    "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy, Location";
+    "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy, Location, Idempotent-Replayed";
 constexpr std::string_view kAllowHeaders =
     "Authorization, Content-Type, Idempotency-Key, X-Request-Id, Accept";
 constexpr std::string_view kAllowMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
@@ -243,6 +243,10 @@ class Session : public std::enable_shared_from_this<Session> {
     {
       auto it = msg.find("Sec-Fetch-Site");
       if (it != msg.end()) req.sec_fetch_site = std::string_view(it->value());
+    }
+    if (req.method != Method::kGet && req.method != Method::kHead) {
+      auto it = msg.find("Idempotency-Key");
+      if (it != msg.end()) req.idempotency_key = std::string_view(it->value());
     }
     {
       auto it = msg.find("X-Request-Id");

@@ -159,13 +159,13 @@ TEST_F(SqliteStoreTest, MigrationsAreRecordedOnceAndReopenIsIdempotent) {
   std::string applied_at;
   {
     RawDb raw(DbPath());
-    EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "3");
-    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), "1,2,3");
+    EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "4");
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4");
     applied_at = raw.Query("SELECT group_concat(applied_at) FROM schema_migrations");
   }
   for (int i = 0; i < 2; ++i) ASSERT_NE(OpenOrFail(DbPath()), nullptr);
   RawDb raw(DbPath());
-  EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "3");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "4");
   EXPECT_EQ(raw.Query("SELECT group_concat(applied_at) FROM schema_migrations"), applied_at);
 }
 
@@ -177,11 +177,11 @@ TEST_F(SqliteStoreTest, ReopenAppliesOnlyMissingMigrations) {
   }
   std::string first_applied;
   {
-    // Make the file look like one written before migration 3 existed.
+    // Make the file look like one written before migrations 3 and 4 existed.
     RawDb raw(DbPath());
     raw.Exec(
         "DROP TABLE check_records; DROP TABLE counters; DROP TABLE daily_checks;"
-        "DELETE FROM schema_migrations WHERE version = 3;");
+        "DROP TABLE idempotency; DELETE FROM schema_migrations WHERE version >= 3;");
     first_applied = raw.Query("SELECT applied_at FROM schema_migrations WHERE version = 1");
   }
   std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
@@ -191,7 +191,7 @@ TEST_F(SqliteStoreTest, ReopenAppliesOnlyMissingMigrations) {
   EXPECT_EQ(counters->agents_registered, 1);  // earlier tables kept their rows
   EXPECT_EQ(counters->checks_total, 0);
   RawDb raw(DbPath());
-  EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), "1,2,3");
+  EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4");
   EXPECT_EQ(raw.Query("SELECT applied_at FROM schema_migrations WHERE version = 1"), first_applied);
 }
 
