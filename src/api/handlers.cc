@@ -15,7 +15,7 @@ namespace {
 constexpr std::size_t kMaxNameChars = 100;
 constexpr std::size_t kMaxDescriptionChars = 2000;
 constexpr std::size_t kMaxActionChars = 200;
-constexpr std::size_t kMaxObjectBytes = 16 * 1024;
+constexpr std::size_t kMaxObjectBytes = 16 * std::size_t{1024};
 constexpr std::string_view kSessionCookie = "ap_session";
 
 std::size_t Utf8Length(std::string_view s) {

@@ -171,7 +171,7 @@ namespace {
 constexpr std::int64_t kIdempotencyTtlMs = 24LL * 3'600'000;
 // A record still "running" this long after it started belongs to a request that died with its
 // server; a retry may take it over.
-constexpr std::int64_t kIdempotencyStaleMs = 5 * 60'000;
+constexpr std::int64_t kIdempotencyStaleMs = 5LL * 60'000;
 // Response headers kept with a stored response (names as literals: Response keeps views).
 constexpr std::string_view kReplayedHeaders[] = {"Location", "Set-Cookie", "Cache-Control",
                                                  "RateLimit", "RateLimit-Policy"};

@@ -35,7 +35,7 @@ struct ServiceOptions {
   authz::RateLimitPolicy check_limit{"check", 1000, 60'000, true};
   authz::RateLimitPolicy magic_link_limit{"magic-link", 5, 900'000, true};
   std::int64_t session_ttl_ms = 30LL * 86'400'000;
-  std::int64_t link_ttl_ms = 15 * 60'000;
+  std::int64_t link_ttl_ms = 15LL * 60'000;
   bool record_checks = true;               // keep a record of every check
   std::size_t max_pending_checks = 500'000;  // ~75 MB at most; beyond it records (not counts) drop
 };

@@ -329,7 +329,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Send(ErrorResponse(error, req.request_id, impl_.base_url), req);
   }
 
-  void Send(Response r, const Request& req) {
+  void Send(const Response& r, const Request& req) {
     bool keep_alive = keep_alive_ && !worker_.draining;
     // One contiguous buffer: status line, headers, body. Its capacity is reused across the
     // requests of this connection.
@@ -459,7 +459,12 @@ Server::Server(ServerOptions options, const Router& router, Logger& logger)
   for (int i = 0; i < n; ++i) impl_->workers.push_back(std::make_unique<Worker>());
 }
 
-Server::~Server() { Stop(std::chrono::milliseconds(0)); }
+Server::~Server() {
+  try {
+    Stop(std::chrono::milliseconds(0));
+  } catch (...) {  // a destructor must not throw; Stop only fails if the system is failing
+  }
+}
 
 Status Server::Bind() {
   beast::error_code ec;

@@ -29,7 +29,7 @@ struct ServerOptions {
   int threads = 2;                     // network threads
   int blocking_threads = 32;           // pool for kBlocking handlers
   std::size_t max_body_bytes = 1 << 20;
-  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_header_bytes = 16 * std::size_t{1024};
   std::int64_t read_timeout_ms = 30'000;  // deadline for reading one request (and idle keep-alive)
   bool access_log = false;
 };
