@@ -133,6 +133,20 @@ Result<std::string> SmallObjectField(const json::object& body, std::string_view 
   return text;
 }
 
+// A grant as the API shows it (POST /permission/grant, GET /permissions).
+json::object GrantJson(const store::GrantRecord& g) {
+  json::object out;
+  out["permission_id"] = g.id;
+  out["agent_id"] = g.agent_id;
+  out["action"] = g.action;
+  out["granted_by"] = g.granted_by_email;
+  out["expires_at"] = IsoOrNull(g.expires_at_ms);
+  out["scope"] = ParsedOrNull(g.scope_json);
+  out["metadata"] = ParsedOrNull(g.metadata_json);
+  out["created_at"] = FormatIso8601(g.created_at_ms);
+  return out;
+}
+
 struct AgentAndAction {
   std::string agent_id;
   std::string action;
@@ -448,16 +462,7 @@ http::Response Service::Grant(http::Request& req) {
     return Fail(req, MakeError(Code::kServerError));
   }
 
-  json::object out;
-  out["permission_id"] = g.id;
-  out["agent_id"] = g.agent_id;
-  out["action"] = g.action;
-  out["granted_by"] = g.granted_by_email;
-  out["expires_at"] = IsoOrNull(g.expires_at_ms);
-  out["scope"] = ParsedOrNull(g.scope_json);
-  out["metadata"] = ParsedOrNull(g.metadata_json);
-  out["created_at"] = FormatIso8601(g.created_at_ms);
-  return Json(201, Serialize(out));
+  return Json(201, Serialize(GrantJson(g)));
 }
 
 http::Response Service::Revoke(http::Request& req) {
@@ -559,15 +564,7 @@ http::Response Service::ListPermissions(http::Request& req) {
   if (!grants.ok()) return Fail(req, grants.take_error());
   json::array list;
   for (const auto& g : *grants) {
-    json::object p;
-    p["permission_id"] = g.id;
-    p["agent_id"] = g.agent_id;
-    p["action"] = g.action;
-    p["granted_by"] = g.granted_by_email;
-    p["expires_at"] = IsoOrNull(g.expires_at_ms);
-    p["scope"] = ParsedOrNull(g.scope_json);
-    p["metadata"] = ParsedOrNull(g.metadata_json);
-    p["created_at"] = FormatIso8601(g.created_at_ms);
+    json::object p = GrantJson(g);
     const char* st = g.revoked_at_ms ? "revoked"
                      : (g.expires_at_ms && *g.expires_at_ms <= now) ? "expired"
                                                                       : "active";
