@@ -133,6 +133,25 @@ Result<std::string> SmallObjectField(const json::object& body, std::string_view 
   return text;
 }
 
+Error MissingBearer() {
+  return MakeError(Code::kUnauthorized,
+                   "Missing bearer token: send 'Authorization: Bearer <agent secret>'");
+}
+
+// The error for a failed agent authentication; nullopt when it succeeded.
+std::optional<Error> AgentAuthError(authz::AuthResult auth) {
+  switch (auth) {
+    case authz::AuthResult::kOk: return std::nullopt;
+    case authz::AuthResult::kUnknownSecret:
+      return MakeError(Code::kUnauthorized, "Invalid agent secret");
+    case authz::AuthResult::kAgentNotFound: return MakeError(Code::kAgentNotFound);
+    case authz::AuthResult::kOtherAgent:
+      return MakeError(Code::kForbidden, "This secret belongs to another agent",
+                       "Use the secret that was returned when this agent registered.");
+  }
+  return MakeError(Code::kServerError);
+}
+
 // A grant as the API shows it (POST /permission/grant, GET /permissions).
 json::object GrantJson(const store::GrantRecord& g) {
   json::object out;
@@ -253,20 +272,9 @@ http::Response Service::Register(http::Request& req) {
 http::Response Service::AgentProfile(http::Request& req) {
   std::string_view agent_id = req.Param("agent_id");
   std::string_view token = http::BearerToken(req.authorization);
-  if (token.empty()) {
-    return Fail(req, MakeError(Code::kUnauthorized,
-                               "Missing bearer token: send 'Authorization: Bearer <agent "
-                               "secret>'"));
-  }
-  switch (index_.Authenticate(agent_id, crypto::Sha256(token))) {
-    case authz::AuthResult::kOk: break;
-    case authz::AuthResult::kUnknownSecret:
-      return Fail(req, MakeError(Code::kUnauthorized, "Invalid agent secret"));
-    case authz::AuthResult::kAgentNotFound:
-      return Fail(req, MakeError(Code::kAgentNotFound));
-    case authz::AuthResult::kOtherAgent:
-      return Fail(req, MakeError(Code::kForbidden, "This secret belongs to another agent",
-                                 "Use the secret that was returned when this agent registered."));
+  if (token.empty()) return Fail(req, MissingBearer());
+  if (auto error = AgentAuthError(index_.Authenticate(agent_id, crypto::Sha256(token)))) {
+    return Fail(req, std::move(*error));
   }
   std::int64_t now = clock_.NowMs();
   auto snap = index_.Snapshot(agent_id, now);
@@ -331,23 +339,10 @@ http::Response Service::CheckPost(http::Request& req) {
 http::Response Service::Decide(http::Request& req, std::string_view agent_id,
                                std::string_view action, const json::object* context) {
   std::string_view token = http::BearerToken(req.authorization);
-  if (token.empty()) {
-    return Fail(req, MakeError(Code::kUnauthorized,
-                               "Missing bearer token: send 'Authorization: Bearer <agent "
-                               "secret>'"));
-  }
+  if (token.empty()) return Fail(req, MissingBearer());
   std::int64_t now = clock_.NowMs();
   authz::Decision d = index_.Check(agent_id, crypto::Sha256(token), action, now, context);
-  switch (d.auth) {
-    case authz::AuthResult::kOk: break;
-    case authz::AuthResult::kUnknownSecret:
-      return Fail(req, MakeError(Code::kUnauthorized, "Invalid agent secret"));
-    case authz::AuthResult::kAgentNotFound:
-      return Fail(req, MakeError(Code::kAgentNotFound));
-    case authz::AuthResult::kOtherAgent:
-      return Fail(req, MakeError(Code::kForbidden, "This secret belongs to another agent",
-                                 "Use the secret that was returned when this agent registered."));
-  }
+  if (auto error = AgentAuthError(d.auth)) return Fail(req, std::move(*error));
   auto limit = check_limiter_.Hit(agent_id, now);
   if (!limit.allowed) {
     http::Response r = Fail(req, MakeError(Code::kRateLimited,
