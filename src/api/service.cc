@@ -1,9 +1,9 @@
 #include "api/service.h"
 
+#include <algorithm>
+
 #include "api/docs.h"
 #include "core/json.h"
-
-#include <algorithm>
 
 namespace agentgate::api {
 
@@ -14,13 +14,13 @@ void CheckLog::Record(store::CheckRecord&& record, std::int64_t day, bool keep_r
   thread_local const std::size_t shard_index =
       next_shard_.fetch_add(1, std::memory_order_relaxed) % kShards;
   Shard& shard = shards_[shard_index];
-  bool keep = keep_record;
-  if (keep && pending_.fetch_add(1, std::memory_order_relaxed) >= max_pending) {
-    pending_.fetch_sub(1, std::memory_order_relaxed);
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    keep = false;
-  }
+  // The cap is shared out over the shards in use, so no counter is written by every thread on
+  // every check (next_shard_ changes only when a new thread first records).
+  std::size_t in_use = std::min<std::size_t>(
+      kShards, std::max<std::size_t>(1, next_shard_.load(std::memory_order_relaxed)));
   std::lock_guard lock(shard.mu);
+  bool keep = keep_record && shard.records.size() < max_pending / in_use;
+  if (keep_record && !keep) dropped_.fetch_add(1, std::memory_order_relaxed);
   if (shard.day != day) {
     if (shard.day_count > 0) shard.other_days.emplace_back(shard.day, shard.day_count);
     shard.day = day;
@@ -45,7 +45,6 @@ store::Bookkeeping CheckLog::Drain() {
     if (shard.day_count > 0) b.checks_per_day.emplace_back(shard.day, shard.day_count);
     shard.day_count = 0;
   }
-  pending_.fetch_sub(b.checks.size(), std::memory_order_relaxed);
   return b;
 }
 
@@ -96,8 +95,9 @@ Status Service::Load() {
   });
   if (!s.ok()) return s;
   if (skipped > 0) {
-    logger_.Warn(std::to_string(skipped) + " grants could not be indexed (unknown agent or bad "
-                                           "scope) and will not answer checks");
+    logger_.Warn(std::to_string(skipped) +
+                 " grants could not be indexed (unknown agent or bad "
+                 "scope) and will not answer checks");
   }
   return Ok();
 }
@@ -124,8 +124,7 @@ void Service::RegisterRoutes(http::Router& router) {
              Idempotent(bind(&Service::Grant)));
   router.Add(Method::kPost, "/permission/revoke", Dispatch::kBlocking,
              Idempotent(bind(&Service::Revoke)));
-  router.Add(Method::kGet, "/permissions", Dispatch::kBlocking,
-             bind(&Service::ListPermissions));
+  router.Add(Method::kGet, "/permissions", Dispatch::kBlocking, bind(&Service::ListPermissions));
   router.Add(Method::kPost, "/auth/magic-link", Dispatch::kBlocking,
              Idempotent(bind(&Service::MagicLink)));
   router.Add(Method::kGet, "/auth/verify", Dispatch::kBlocking, bind(&Service::Verify));
@@ -143,10 +142,9 @@ Status Service::Flush() {
   store::Bookkeeping batch = check_log_.Drain();
   batch.last_seen = index_.DrainLastSeen();
   if (std::int64_t dropped = check_log_.dropped(); dropped > dropped_reported_) {
-    logger_.Warn(std::to_string(dropped - dropped_reported_) +
-                 " check records were not kept (more than " +
-                 std::to_string(options_.max_pending_checks) +
-                 " pending); the checks are still counted");
+    logger_.Warn(
+        std::to_string(dropped - dropped_reported_) + " check records were not kept (more than " +
+        std::to_string(options_.max_pending_checks) + " pending); the checks are still counted");
     dropped_reported_ = dropped;
   }
   if (batch.empty()) return Ok();
@@ -259,8 +257,8 @@ http::Handler Service::Idempotent(http::Handler inner) {
         if (name == kept) headers[name] = value;
       }
     }
-    if (Status s = store_.FinishIdempotent(key, r.status, r.content_type, Serialize(headers),
-                                           r.body);
+    if (Status s =
+            store_.FinishIdempotent(key, r.status, r.content_type, Serialize(headers), r.body);
         !s.ok()) {
       logger_.Warn("could not store the response for an Idempotency-Key: " +
                    std::string(s.error().Message()));

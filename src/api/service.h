@@ -41,7 +41,8 @@ struct ServiceOptions {
 };
 
 // Check records waiting to be written, in shards so concurrent checks rarely share a lock.
-// Counting is never dropped; records beyond max_pending are (and counted in dropped()).
+// Counting is never dropped; records beyond max_pending (shared out over the shards in use) are,
+// and counted in dropped().
 class CheckLog {
  public:
   void Record(store::CheckRecord&& record, std::int64_t day, bool keep_record);
@@ -61,7 +62,6 @@ class CheckLog {
   static constexpr std::size_t kShards = 16;
   std::array<Shard, kShards> shards_;
   std::atomic<std::size_t> next_shard_{0};
-  std::atomic<std::size_t> pending_{0};
   std::atomic<std::int64_t> dropped_{0};
 };
 
