@@ -196,7 +196,7 @@ std::string SessionCookie(std::string_view value, std::int64_t max_age_s, bool s
 
 // ---- agents --------------------------------------------------------------------------------
 
-http::Response Service::Register(http::Request& req) {
+http::Response Service::Register(http::Request& req, Call& call) {
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
   auto name = OptionalString(*body, "name");
@@ -250,8 +250,20 @@ http::Response Service::Register(http::Request& req) {
   agent.developer_email = Lower(**email);
   agent.metadata_json = *metadata;
   agent.created_at_ms = now;
-  Status s = store_.InsertAgent(agent);
+  call.target = call.agent_id = agent.id;
+  store::Effects effects;
+  effects.activity.push_back(EventOf(req, call, 201));
+  json::object data;
+  data["agent_id"] = agent.id;
+  data["name"] = agent.name;
+  data["developer_email"] = agent.developer_email;
+  data["created_at"] = FormatIso8601(now);
+  effects.events.push_back(
+      EventFor("agent.registered", std::move(data), {call.who.user_id}, {agent.developer_email}));
+  Status s = store_.InsertAgent(agent, effects);
   if (!s.ok()) return Fail(req, s.take_error());
+  call.recorded = true;
+  NotifyWebhooks();
 
   authz::AgentInfo info{agent.id,          agent.name,          agent.description,
                         agent.developer_email, agent.metadata_json, agent.status,
@@ -269,12 +281,15 @@ http::Response Service::Register(http::Request& req) {
   return r;
 }
 
-http::Response Service::AgentProfile(http::Request& req) {
+http::Response Service::AgentProfile(http::Request& req, Call& call) {
   std::string_view agent_id = req.Param("agent_id");
-  std::string_view token = http::BearerToken(req.authorization);
-  if (token.empty()) return Fail(req, MissingBearer());
-  if (auto error = AgentAuthError(index_.Authenticate(agent_id, crypto::Sha256(token)))) {
-    return Fail(req, std::move(*error));
+  call.target = call.agent_id = std::string(agent_id.substr(0, authz::PermissionIndex::kMaxAgentIdLength));
+  if (call.who.kind != ActorKind::kApiToken) {
+    std::string_view token = http::BearerToken(req.authorization);
+    if (token.empty()) return Fail(req, MissingBearer());
+    if (auto error = AgentAuthError(index_.Authenticate(agent_id, crypto::Sha256(token)))) {
+      return Fail(req, std::move(*error));
+    }
   }
   std::int64_t now = clock_.NowMs();
   auto snap = index_.Snapshot(agent_id, now);
@@ -306,7 +321,7 @@ http::Response Service::AgentProfile(http::Request& req) {
 
 // ---- checks --------------------------------------------------------------------------------
 
-http::Response Service::CheckGet(http::Request& req) {
+http::Response Service::CheckGet(http::Request& req, Call& call) {
   http::Query query(req.query);
   if (!query.valid()) {
     return Fail(req, MakeError(Code::kInvalidField, "The query string is malformed"));
@@ -322,10 +337,10 @@ http::Response Service::CheckGet(http::Request& req) {
     return Fail(req, MakeError(Code::kInvalidField,
                                "agent_id and action must each be given once"));
   }
-  return Decide(req, *agent_id, *action, nullptr);
+  return Decide(req, call, *agent_id, *action, nullptr);
 }
 
-http::Response Service::CheckPost(http::Request& req) {
+http::Response Service::CheckPost(http::Request& req, Call& call) {
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
   auto target = RequiredAgentAndAction(*body);
@@ -333,16 +348,26 @@ http::Response Service::CheckPost(http::Request& req) {
   auto context = OptionalObject(*body, "context");
   if (!context.ok()) return Fail(req, context.take_error());
   const json::object* ctx = context->has_value() ? &**context : nullptr;
-  return Decide(req, target->agent_id, target->action, ctx);
+  return Decide(req, call, target->agent_id, target->action, ctx);
 }
 
-http::Response Service::Decide(http::Request& req, std::string_view agent_id,
+http::Response Service::Decide(http::Request& req, Call& call, std::string_view agent_id,
                                std::string_view action, const json::object* context) {
-  std::string_view token = http::BearerToken(req.authorization);
-  if (token.empty()) return Fail(req, MissingBearer());
   std::int64_t now = clock_.NowMs();
-  authz::Decision d = index_.Check(agent_id, crypto::Sha256(token), action, now, context);
-  if (auto error = AgentAuthError(d.auth)) return Fail(req, std::move(*error));
+  authz::Decision d;
+  if (call.who.kind == ActorKind::kApiToken) {
+    // A person's backend asking about an agent: no agent secret, the token's ability suffices.
+    d = index_.Decide(agent_id, action, now, context);
+  } else {
+    std::string_view token = http::BearerToken(req.authorization);
+    if (token.empty()) return Fail(req, MissingBearer());
+    d = index_.Check(agent_id, crypto::Sha256(token), action, now, context);
+  }
+  if (auto error = AgentAuthError(d.auth)) {
+    call.agent_id = std::string(agent_id.substr(0, authz::PermissionIndex::kMaxAgentIdLength));
+    call.target = std::string(action.substr(0, kMaxActionChars));
+    return Fail(req, std::move(*error));
+  }
   auto limit = check_limiter_.Hit(agent_id, now);
   if (!limit.allowed) {
     http::Response r = Fail(req, MakeError(Code::kRateLimited,
@@ -390,17 +415,26 @@ http::Response Service::Decide(http::Request& req, std::string_view agent_id,
     record.agent_id = std::string(agent_id);
     record.action = std::string(action);
     record.reason = std::move(d.reason);
+    record.request_id = req.request_id;
+    record.order_ns = req.received_at_ns;
+    record.ip = std::string(req.remote_ip);
+    record.user_agent = std::string(req.user_agent.substr(0, 256));
+    if (call.who.kind == ActorKind::kApiToken) {
+      record.actor_kind = "api_token";
+      record.actor_id = call.who.actor_id;
+      record.user_id = call.who.user_id;
+    }
   }
   check_log_.Record(std::move(record), UtcDay(now), options_.record_checks);
+  call.recorded = true;  // the check record is its activity event
   return r;
 }
 
 // ---- grants --------------------------------------------------------------------------------
 
-http::Response Service::Grant(http::Request& req) {
-  auto session = RequireSession(req);
-  if (!session.ok()) return Fail(req, session.take_error());
-  if (Status s = CheckOrigin(req); !s.ok()) return Fail(req, s.take_error());
+http::Response Service::Grant(http::Request& req, Call& call) {
+  const Principal& who = call.who;
+  if (Status s = CheckOrigin(req, who); !s.ok()) return Fail(req, s.take_error());
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
   auto target = RequiredAgentAndAction(*body);
@@ -439,8 +473,8 @@ http::Response Service::Grant(http::Request& req) {
   g.id = crypto::NewUuid(random_);
   g.agent_id = agent_id;
   g.action = action;
-  g.granted_by = session->user.id;
-  g.granted_by_email = session->user.email;
+  g.granted_by = who.user_id;
+  g.granted_by_email = who.email;
   if (expires_in_s) {
     // Whole seconds, rounded up: the grant lasts at least what was asked and its expires_at
     // (shown to the second) is exact.
@@ -449,7 +483,14 @@ http::Response Service::Grant(http::Request& req) {
   g.scope_json = *scope_text;
   g.metadata_json = *metadata;
   g.created_at_ms = now;
-  if (Status s = store_.InsertGrant(g); !s.ok()) return Fail(req, s.take_error());
+  call.target = g.id;
+  call.agent_id = g.agent_id;
+  store::Effects effects;
+  effects.activity.push_back(EventOf(req, call, 201));
+  effects.events.push_back(EventFor("permission.granted", GrantJson(g), {who.user_id}));
+  if (Status s = store_.InsertGrant(g, effects); !s.ok()) return Fail(req, s.take_error());
+  call.recorded = true;
+  NotifyWebhooks();
   authz::GrantInfo info{g.id, g.agent_id, g.action, g.granted_by, g.granted_by_email,
                         g.expires_at_ms.value_or(authz::kNever), g.scope_json, g.created_at_ms};
   if (!index_.AddGrant(info)) {
@@ -460,10 +501,8 @@ http::Response Service::Grant(http::Request& req) {
   return Json(201, Serialize(GrantJson(g)));
 }
 
-http::Response Service::Revoke(http::Request& req) {
-  auto session = RequireSession(req);
-  if (!session.ok()) return Fail(req, session.take_error());
-  if (Status s = CheckOrigin(req); !s.ok()) return Fail(req, s.take_error());
+http::Response Service::Revoke(http::Request& req, Call& call) {
+  if (Status s = CheckOrigin(req, call.who); !s.ok()) return Fail(req, s.take_error());
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
   auto permission_id = OptionalString(*body, "permission_id");
@@ -473,11 +512,12 @@ http::Response Service::Revoke(http::Request& req) {
   auto action = OptionalString(*body, "action");
   if (!action.ok()) return Fail(req, action.take_error());
 
-  const store::UserRecord& user = session->user;
-  bool admin = IsAdmin(user);
+  const Principal& user = call.who;
+  bool admin = user.admin;
   std::int64_t now = clock_.NowMs();
   std::string target_agent;
   std::vector<std::string> ids;
+  std::vector<std::string> granters;  // parallel to ids
 
   if (permission_id->has_value() && !(*permission_id)->empty()) {
     auto found = store_.FindGrant(**permission_id);
@@ -489,13 +529,14 @@ http::Response Service::Revoke(http::Request& req) {
                                  "No active permission with permission_id " +
                                      (*permission_id)->substr(0, 64)));
     }
-    if (g->granted_by != user.id && !admin) {
+    if (g->granted_by != user.user_id && !admin) {
       return Fail(req, MakeError(Code::kForbidden,
                                  "Only the person who granted this permission, or an admin, may "
                                  "revoke it"));
     }
     target_agent = g->agent_id;
     ids.push_back(g->id);
+    granters.emplace_back(g->granted_by);
   } else {
     std::vector<std::string_view> missing;
     if (!agent_id->has_value() || (*agent_id)->empty()) missing.push_back("agent_id");
@@ -511,7 +552,10 @@ http::Response Service::Revoke(http::Request& req) {
                                      " and action " + (*action)->substr(0, 200)));
     }
     for (const auto& g : active) {
-      if (admin || (g.granter && g.granter->user_id == user.id)) ids.push_back(g.id);
+      if (admin || (g.granter && g.granter->user_id == user.user_id)) {
+        ids.push_back(g.id);
+        granters.emplace_back(g.granter ? g.granter->user_id : "");
+      }
     }
     if (ids.empty()) {
       return Fail(req, MakeError(Code::kForbidden,
@@ -521,8 +565,34 @@ http::Response Service::Revoke(http::Request& req) {
     target_agent = **agent_id;
   }
 
-  auto revoked = store_.RevokeGrants(ids, now, user.id);
+  call.agent_id = target_agent;
+  call.target = ids.size() == 1 ? ids.front() : std::string();
+  auto effects_for = [&](const std::vector<std::string>& revoked) {
+    store::Effects effects;
+    Call done = call;
+    if (revoked.size() == 1) done.target = revoked.front();
+    effects.activity.push_back(EventOf(req, done, 200));
+    for (const std::string& id : revoked) {
+      json::object data;
+      data["permission_id"] = id;
+      data["agent_id"] = target_agent;
+      data["revoked_by"] = user.email;
+      data["revoked_at"] = FormatIso8601(now);
+      std::string granter;
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (ids[i] == id) granter = granters[i];
+      }
+      effects.events.push_back(
+          EventFor("permission.revoked", std::move(data), {granter, user.user_id}));
+    }
+    return effects;
+  };
+  auto revoked = store_.RevokeGrants(ids, now, user.user_id, effects_for);
   if (!revoked.ok()) return Fail(req, revoked.take_error());
+  if (!revoked->empty()) {
+    call.recorded = true;
+    NotifyWebhooks();
+  }
   index_.RemoveGrants(target_agent, *revoked);
   if (revoked->empty()) {
     return Fail(req, MakeError(Code::kPermissionNotFound, "The permission was already revoked"));
@@ -537,16 +607,14 @@ http::Response Service::Revoke(http::Request& req) {
   return Json(200, Serialize(out));
 }
 
-http::Response Service::ListPermissions(http::Request& req) {
-  auto session = RequireSession(req);
-  if (!session.ok()) return Fail(req, session.take_error());
+http::Response Service::ListPermissions(http::Request& req, Call& call) {
   http::Query query(req.query);
   if (!query.valid()) {
     return Fail(req, MakeError(Code::kInvalidField, "The query string is malformed"));
   }
   std::int64_t now = clock_.NowMs();
   store::GrantFilter filter;
-  filter.granted_by = session->user.id;
+  filter.granted_by = call.who.user_id;
   filter.agent_id = query.Get("agent_id").value_or("");
   filter.now_ms = now;
   std::string status = query.Get("status").value_or("active");
@@ -574,7 +642,7 @@ http::Response Service::ListPermissions(http::Request& req) {
 
 // ---- people --------------------------------------------------------------------------------
 
-http::Response Service::MagicLink(http::Request& req) {
+http::Response Service::MagicLink(http::Request& req, Call& call) {
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
   auto email = OptionalString(*body, "email");
@@ -597,6 +665,8 @@ http::Response Service::MagicLink(http::Request& req) {
   Status s = store_.InsertMagicLink(crypto::Sha256(token), address, now,
                                     now + options_.link_ttl_ms);
   if (!s.ok()) return Fail(req, s.take_error());
+  call.target = address;
+  RecordNow(req, call, 200);
   std::string link = options_.base_url + "/auth/verify?token=" + token;
   if (mailer_) {
     mailer_->Enqueue(mail::Message{
@@ -612,7 +682,7 @@ http::Response Service::MagicLink(http::Request& req) {
   return r;
 }
 
-http::Response Service::Verify(http::Request& req) {
+http::Response Service::Verify(http::Request& req, Call& call) {
   http::Query query(req.query);
   auto token = query.valid() ? query.Get("token") : std::nullopt;
   if (!token || token->empty()) return Fail(req, MissingParams({"token"}));
@@ -630,6 +700,10 @@ http::Response Service::Verify(http::Request& req) {
                                   now + options_.session_ttl_ms);
   if (!s.ok()) return Fail(req, s.take_error());
   logger_.Info("signed in " + user->email + (IsAdmin(*user) ? " (admin)" : ""));
+  call.who.kind = ActorKind::kSession;
+  call.who.actor_id = call.who.user_id = user->id;
+  call.target = user->id;
+  RecordNow(req, call, 302);
 
   http::Response r;
   r.status = 302;
@@ -645,24 +719,37 @@ http::Response Service::Verify(http::Request& req) {
   return r;
 }
 
-http::Response Service::SessionInfo(http::Request& req) {
-  auto session = RequireSession(req);
-  if (!session.ok()) return Fail(req, session.take_error());
+http::Response Service::SessionInfo(http::Request& req, Call& call) {
+  const Principal& who = call.who;
   json::object out;
-  out["user_id"] = session->user.id;
-  out["email"] = session->user.email;
-  out["is_admin"] = IsAdmin(session->user);
-  out["expires_at"] = FormatIso8601(session->expires_at_ms);
+  out["user_id"] = who.user_id;
+  out["email"] = who.email;
+  out["is_admin"] = who.admin;
+  out["credential"] = ActorKindName(who.kind);
+  if (who.kind == ActorKind::kApiToken) {
+    out["token_id"] = who.token->id;
+    json::array abilities;
+    for (const auto& a : who.token->abilities.names) abilities.emplace_back(a);
+    out["abilities"] = std::move(abilities);
+    out["expires_at"] = who.token->expires_at_ms == 0
+                            ? json::value(nullptr)
+                            : json::value(FormatIso8601(who.token->expires_at_ms));
+  } else {
+    auto session = RequireSession(req);
+    if (!session.ok()) return Fail(req, session.take_error());
+    out["expires_at"] = FormatIso8601(session->expires_at_ms);
+  }
   return Json(200, Serialize(out));
 }
 
-http::Response Service::Logout(http::Request& req) {
+http::Response Service::Logout(http::Request& req, Call& call) {
   if (Status s = CheckOrigin(req); !s.ok()) return Fail(req, s.take_error());
   std::string_view token = http::CookieValue(req.cookie, kSessionCookie);
   if (!token.empty()) {
     if (Status s = store_.DeleteSession(crypto::Sha256(token)); !s.ok()) {
       return Fail(req, s.take_error());
     }
+    RecordNow(req, call, 200);
   }
   http::Response r = Json(200, R"({"signed_out":true})");
   r.Header("Set-Cookie", SessionCookie("", 0, options_.base_url.rfind("https://", 0) == 0));
@@ -671,7 +758,7 @@ http::Response Service::Logout(http::Request& req) {
 
 // ---- service -------------------------------------------------------------------------------
 
-http::Response Service::Health(http::Request& req) {
+http::Response Service::Health(http::Request& req, Call& call) {
   std::string b = R"({"status":"ok","version":")";
   b += kVersion;
   b += R"(","timestamp":")";
@@ -680,7 +767,7 @@ http::Response Service::Health(http::Request& req) {
   return Json(200, std::move(b));
 }
 
-http::Response Service::Stats(http::Request& req) {
+http::Response Service::Stats(http::Request& req, Call& call) {
   std::int64_t now = clock_.NowMs();
   // Under the flush lock, every check is either still pending or already in the store.
   std::lock_guard lock(flush_mu_);
@@ -693,6 +780,8 @@ http::Response Service::Stats(http::Request& req) {
     if (day == UtcDay(now)) today += count;
   }
   // Put the pending work back in the store now rather than losing it.
+  std::stable_sort(pending.checks.begin(), pending.checks.end(),
+                   [](const auto& a, const auto& b) { return a.order_ns < b.order_ns; });
   if (!pending.empty()) {
     if (Status s = store_.FlushBookkeeping(pending); !s.ok()) return Fail(req, s.take_error());
   }
@@ -704,7 +793,7 @@ http::Response Service::Stats(http::Request& req) {
   return Json(200, Serialize(out));
 }
 
-http::Response Service::Dashboard(http::Request& req) {
+http::Response Service::Dashboard(http::Request& req, Call& call) {
   std::string who;
   if (!http::CookieValue(req.cookie, kSessionCookie).empty()) {
     auto session = RequireSession(req);

@@ -1,6 +1,8 @@
 #include "api/service.h"
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 
 #include "api/docs.h"
 #include "core/json.h"
@@ -94,6 +96,26 @@ Status Service::Load() {
     if (!index_.AddGrant(info)) ++skipped;
   });
   if (!s.ok()) return s;
+  s = store_.LoadActiveApiTokens(now, [this](store::ApiTokenRecord&& t) {
+    TokenInfo info;
+    info.id = std::move(t.id);
+    info.name = std::move(t.name);
+    info.user_id = std::move(t.user_id);
+    info.user_email = std::move(t.user_email);
+    info.user_is_admin = t.user_is_admin;
+    std::vector<std::string> names;
+    boost::system::error_code ec;
+    json::value parsed = json::parse(t.abilities_json, ec);
+    if (!ec && parsed.is_array()) {
+      for (const auto& v : parsed.as_array()) {
+        if (v.is_string()) names.emplace_back(v.get_string());
+      }
+    }
+    info.abilities = AbilitiesFromNames(names);
+    info.expires_at_ms = t.expires_at_ms.value_or(0);
+    tokens_.Put(std::move(info), t.token_hash);
+  });
+  if (!s.ok()) return s;
   if (skipped > 0) {
     logger_.Warn(std::to_string(skipped) +
                  " grants could not be indexed (unknown agent or bad "
@@ -110,37 +132,266 @@ void Service::SetBaseUrl(std::string base_url) {
 void Service::RegisterRoutes(http::Router& router) {
   using http::Dispatch;
   using http::Method;
-  auto bind = [this](http::Response (Service::*fn)(http::Request&)) {
-    return [this, fn](http::Request& req) { return (this->*fn)(req); };
+  constexpr bool kIdem = true;
+  // Hot path first: the router tries routes in order. Registration does not honour
+  // Idempotency-Key: its response carries the agent's secret, which must not be stored.
+  const RouteSpec routes[] = {
+      {Method::kGet, "/permission/check", Dispatch::kInline, "permission.check",
+       Access::kAgentOrToken, kPermissionCheck, false, &Service::CheckGet},
+      {Method::kPost, "/permission/check", Dispatch::kInline, "permission.check",
+       Access::kAgentOrToken, kPermissionCheck, false, &Service::CheckPost},
+      {Method::kGet, "/agent/:agent_id", Dispatch::kInline, "agent.view", Access::kAgentOrToken,
+       kAgentViewAny, false, &Service::AgentProfile},
+      {Method::kPost, "/agent/register", Dispatch::kBlocking, "agent.register", Access::kOpen,
+       kAgentCreate, false, &Service::Register},
+      {Method::kPost, "/permission/grant", Dispatch::kBlocking, "permission.grant",
+       Access::kPerson, kPermissionGrant, kIdem, &Service::Grant},
+      {Method::kPost, "/permission/revoke", Dispatch::kBlocking, "permission.revoke",
+       Access::kPerson, kPermissionRevoke, kIdem, &Service::Revoke},
+      {Method::kGet, "/permissions", Dispatch::kBlocking, "permission.list", Access::kPerson,
+       kPermissionViewAny, false, &Service::ListPermissions},
+      {Method::kPost, "/auth/magic-link", Dispatch::kBlocking, "auth.magic_link", Access::kOpen,
+       0, kIdem, &Service::MagicLink},
+      {Method::kGet, "/auth/verify", Dispatch::kBlocking, "auth.verify", Access::kOpen, 0, false,
+       &Service::Verify},
+      {Method::kGet, "/auth/session", Dispatch::kBlocking, "auth.session", Access::kPerson, 0,
+       false, &Service::SessionInfo},
+      {Method::kPost, "/auth/logout", Dispatch::kBlocking, "auth.logout", Access::kOpen, 0, kIdem,
+       &Service::Logout},
+      {Method::kPost, "/v1/tokens", Dispatch::kBlocking, "token.create", Access::kPerson,
+       kTokenManage, kIdem, &Service::CreateToken},
+      {Method::kGet, "/v1/tokens", Dispatch::kBlocking, "token.list", Access::kPerson,
+       kTokenManage, false, &Service::ListTokens},
+      {Method::kDelete, "/v1/tokens/:token_id", Dispatch::kBlocking, "token.revoke",
+       Access::kPerson, kTokenManage, kIdem, &Service::RevokeToken},
+      {Method::kGet, "/v1/activity", Dispatch::kBlocking, "activity.list", Access::kPerson,
+       kActivityViewAny, false, &Service::ListActivity},
+      {Method::kPost, "/v1/webhooks", Dispatch::kBlocking, "webhook.create", Access::kPerson,
+       kWebhookManage, kIdem, &Service::CreateWebhook},
+      {Method::kGet, "/v1/webhooks", Dispatch::kBlocking, "webhook.list", Access::kPerson,
+       kWebhookManage, false, &Service::ListWebhooks},
+      {Method::kGet, "/v1/webhooks/:webhook_id", Dispatch::kBlocking, "webhook.view",
+       Access::kPerson, kWebhookManage, false, &Service::GetWebhook},
+      {Method::kPatch, "/v1/webhooks/:webhook_id", Dispatch::kBlocking, "webhook.update",
+       Access::kPerson, kWebhookManage, kIdem, &Service::UpdateWebhook},
+      {Method::kDelete, "/v1/webhooks/:webhook_id", Dispatch::kBlocking, "webhook.delete",
+       Access::kPerson, kWebhookManage, kIdem, &Service::DeleteWebhook},
+      {Method::kPost, "/v1/webhooks/:webhook_id/rotate-secret", Dispatch::kBlocking,
+       "webhook.rotate_secret", Access::kPerson, kWebhookManage, false,
+       &Service::RotateWebhookSecret},
+      {Method::kPost, "/v1/webhooks/:webhook_id/test", Dispatch::kBlocking, "webhook.test",
+       Access::kPerson, kWebhookManage, kIdem, &Service::TestWebhook},
+      {Method::kGet, "/v1/webhooks/:webhook_id/deliveries", Dispatch::kBlocking,
+       "webhook.deliveries", Access::kPerson, kWebhookManage, false,
+       &Service::ListWebhookDeliveries},
+      {Method::kGet, "/v1/webhooks/:webhook_id/messages", Dispatch::kBlocking,
+       "webhook.messages", Access::kPerson, kWebhookManage, false, &Service::ListWebhookMessages},
+      {Method::kPost, "/v1/webhooks/:webhook_id/messages/:message_id/replay",
+       Dispatch::kBlocking, "webhook.replay", Access::kPerson, kWebhookManage, kIdem,
+       &Service::ReplayWebhookMessage},
+      // Not activity: probes, and pages for people.
+      {Method::kGet, "/health", Dispatch::kInline, "", Access::kOpen, 0, false, &Service::Health},
+      {Method::kGet, "/stats", Dispatch::kBlocking, "stats.view", Access::kOpen, 0, false,
+       &Service::Stats},
+      {Method::kGet, "/dashboard", Dispatch::kBlocking, "", Access::kOpen, 0, false,
+       &Service::Dashboard},
   };
-  // Hot path first: the router tries routes in order.
-  router.Add(Method::kGet, "/permission/check", Dispatch::kInline, bind(&Service::CheckGet));
-  router.Add(Method::kPost, "/permission/check", Dispatch::kInline, bind(&Service::CheckPost));
-  router.Add(Method::kGet, "/agent/:agent_id", Dispatch::kInline, bind(&Service::AgentProfile));
-  // Registration is not idempotent-replayable: its response carries the agent's secret, which
-  // must not be stored; POST /permission/check is a read.
-  router.Add(Method::kPost, "/agent/register", Dispatch::kBlocking, bind(&Service::Register));
-  router.Add(Method::kPost, "/permission/grant", Dispatch::kBlocking,
-             Idempotent(bind(&Service::Grant)));
-  router.Add(Method::kPost, "/permission/revoke", Dispatch::kBlocking,
-             Idempotent(bind(&Service::Revoke)));
-  router.Add(Method::kGet, "/permissions", Dispatch::kBlocking, bind(&Service::ListPermissions));
-  router.Add(Method::kPost, "/auth/magic-link", Dispatch::kBlocking,
-             Idempotent(bind(&Service::MagicLink)));
-  router.Add(Method::kGet, "/auth/verify", Dispatch::kBlocking, bind(&Service::Verify));
-  router.Add(Method::kGet, "/auth/session", Dispatch::kBlocking, bind(&Service::SessionInfo));
-  router.Add(Method::kPost, "/auth/logout", Dispatch::kBlocking,
-             Idempotent(bind(&Service::Logout)));
-  router.Add(Method::kGet, "/health", Dispatch::kInline, bind(&Service::Health));
-  router.Add(Method::kGet, "/stats", Dispatch::kBlocking, bind(&Service::Stats));
-  router.Add(Method::kGet, "/dashboard", Dispatch::kBlocking, bind(&Service::Dashboard));
+  for (const RouteSpec& spec : routes) AddRoute(router, spec);
   RegisterDocRoutes(router, [this] { return options_.base_url; });
+}
+
+namespace {
+
+// The error code of an error response body ({"error":"<code>",...}); "" when there is none.
+std::string_view ErrorCodeOf(std::string_view body) {
+  constexpr std::string_view kPrefix = "{\"error\":\"";
+  if (body.substr(0, kPrefix.size()) != kPrefix) return {};
+  body.remove_prefix(kPrefix.size());
+  return body.substr(0, body.find('"'));
+}
+
+}  // namespace
+
+void Service::AddRoute(http::Router& router, const RouteSpec& spec) {
+  router.Add(spec.method, std::string(spec.pattern), spec.dispatch,
+             [this, spec](http::Request& req) -> http::Response {
+               Call call;
+               call.action = spec.action;
+               auto who = Identify(req, spec);
+               http::Response r;
+               if (!who.ok()) {
+                 r = Fail(req, who.take_error());
+               } else {
+                 call.who = std::move(*who);
+                 if (spec.idempotent) {
+                   r = RunIdempotent(req, [&] { return (this->*spec.handler)(req, call); });
+                 } else {
+                   r = (this->*spec.handler)(req, call);
+                 }
+               }
+               if (!spec.action.empty() && !call.recorded) {
+                 RecordLater(EventOf(req, call, r.status,
+                                     r.status >= 400 ? ErrorCodeOf(r.body) : std::string_view()));
+               }
+               return r;
+             });
+}
+
+Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& spec) {
+  Principal who;
+  std::string_view bearer = http::BearerToken(req.authorization);
+  std::int64_t now = clock_.NowMs();
+  if (bearer.substr(0, kTokenPrefix.size()) == kTokenPrefix) {
+    auto token = tokens_.Find(crypto::Sha256(bearer), now);
+    if (!token) {
+      return MakeError(Code::kUnauthorized, "The access token is invalid, expired or revoked",
+                       "Mint a new token with POST /v1/tokens (or 'agentgate token create') "
+                       "and send it as 'Authorization: Bearer agt_...'.");
+    }
+    if (spec.access == Access::kSession) {
+      return MakeError(Code::kUnauthorized, "This endpoint needs a session cookie",
+                       "Access tokens are revoked with DELETE /v1/tokens/:id instead.");
+    }
+    if (spec.ability != 0 && (token->abilities.bits & spec.ability) == 0) {
+      std::string_view needed = AbilityName(static_cast<Ability>(spec.ability));
+      return MakeError(Code::kTokenMissingAbility,
+                       "This access token lacks the ability '" + std::string(needed) +
+                           "' needed for " + std::string(http::MethodName(req.method)) + " " +
+                           std::string(spec.pattern),
+                       "Mint a token that includes it: POST /v1/tokens with {\"name\": \"...\", "
+                       "\"abilities\": [\"" + std::string(needed) +
+                           "\"]}, or 'agentgate token create --name NAME --ability " +
+                           std::string(needed) + "'.");
+    }
+    tokens_.Touch(token->id, now);
+    who.kind = ActorKind::kApiToken;
+    who.actor_id = token->id;
+    who.user_id = token->user_id;
+    who.email = token->user_email;
+    who.admin = token->user_is_admin || IsAdminEmail(token->user_email);
+    who.abilities = token->abilities.bits;
+    who.token = std::move(token);
+    return who;
+  }
+  switch (spec.access) {
+    case Access::kOpen:
+    case Access::kAgentOrToken:
+      // Agents authenticate in the handler, against the agent the request names.
+      if (!bearer.empty() && spec.access == Access::kAgentOrToken) who.kind = ActorKind::kAgent;
+      if (spec.access == Access::kOpen && spec.dispatch == http::Dispatch::kBlocking &&
+          !http::CookieValue(req.cookie, "ap_session").empty()) {
+        // A signed-in person calling an open route acts as themselves, when the cookie is good.
+        auto session = RequireSession(req);
+        if (session.ok()) {
+          who.kind = ActorKind::kSession;
+          who.actor_id = who.user_id = session->user.id;
+          who.email = session->user.email;
+          who.admin = IsAdmin(session->user);
+          who.abilities = kAllAbilities;
+        }
+      }
+      return who;
+    case Access::kPerson:
+    case Access::kSession: {
+      if (!bearer.empty() && http::CookieValue(req.cookie, "ap_session").empty()) {
+        return MakeError(Code::kUnauthorized,
+                         "This endpoint needs a person's credential, not an agent secret",
+                         "Sign in (POST /auth/magic-link) and send the ap_session cookie, or "
+                         "send an access token: 'Authorization: Bearer agt_...'.");
+      }
+      auto session = RequireSession(req);
+      if (!session.ok()) return session.take_error();
+      who.kind = ActorKind::kSession;
+      who.actor_id = who.user_id = session->user.id;
+      who.email = session->user.email;
+      who.admin = IsAdmin(session->user);
+      who.abilities = kAllAbilities;
+      return who;
+    }
+  }
+  return who;
+}
+
+store::ActivityEvent Service::EventOf(const http::Request& req, const Call& call, int status,
+                                      std::string_view error) const {
+  store::ActivityEvent e;
+  e.at_ms = clock_.NowMs();
+  e.actor_kind = std::string(ActorKindName(call.who.kind));
+  e.actor_id = call.who.actor_id;
+  if (call.who.kind == ActorKind::kAgent && e.actor_id.empty()) e.actor_id = call.agent_id;
+  e.user_id = call.who.user_id;
+  e.action = std::string(call.action);
+  e.target = call.target;
+  e.agent_id = call.agent_id;
+  e.status = status;
+  e.outcome = status >= 400 ? "error" : "success";
+  e.error = std::string(error);
+  e.request_id = req.request_id;
+  e.ip = std::string(req.remote_ip);
+  e.user_agent = std::string(req.user_agent.substr(0, 256));
+  e.order_ns = req.received_at_ns;
+  e.latency_us = static_cast<std::int32_t>(
+      (std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+           .count() -
+       req.received_at_ns) /
+      1000);
+  return e;
+}
+
+void Service::RecordLater(store::ActivityEvent event) {
+  std::lock_guard lock(activity_mu_);
+  if (pending_activity_.size() >= options_.max_pending_checks) {
+    ++activity_dropped_;
+    return;
+  }
+  pending_activity_.push_back(std::move(event));
+}
+
+store::OutboundEvent Service::EventFor(std::string_view type, json::object data,
+                                       std::vector<std::string> user_ids,
+                                       std::vector<std::string> emails) {
+  store::OutboundEvent e;
+  std::array<std::uint8_t, 16> id_bytes;
+  random_.Fill(id_bytes);
+  e.id = "msg_" + crypto::HexEncode(id_bytes);
+  e.type = std::string(type);
+  e.at_ms = clock_.NowMs();
+  json::object payload;
+  payload["type"] = e.type;
+  payload["timestamp"] = FormatIso8601(e.at_ms);
+  payload["data"] = std::move(data);
+  e.payload_json = Serialize(payload);
+  json::array users, addresses;
+  for (auto& u : user_ids) {
+    if (!u.empty()) users.emplace_back(u);
+  }
+  for (auto& a : emails) {
+    if (!a.empty()) addresses.emplace_back(a);
+  }
+  e.audience_user_ids_json = Serialize(users);
+  e.audience_emails_json = Serialize(addresses);
+  return e;
 }
 
 Status Service::Flush() {
   std::lock_guard lock(flush_mu_);
   store::Bookkeeping batch = check_log_.Drain();
+  std::stable_sort(batch.checks.begin(), batch.checks.end(),
+                   [](const auto& a, const auto& b) { return a.order_ns < b.order_ns; });
   batch.last_seen = index_.DrainLastSeen();
+  batch.token_last_used = tokens_.DrainLastUsed();
+  {
+    std::lock_guard activity_lock(activity_mu_);
+    batch.activity.swap(pending_activity_);
+    std::stable_sort(batch.activity.begin(), batch.activity.end(),
+                     [](const auto& a, const auto& b) { return a.order_ns < b.order_ns; });
+    if (activity_dropped_ > 0) {
+      logger_.Warn(std::to_string(activity_dropped_) +
+                   " activity events were not kept (too many pending)");
+      activity_dropped_ = 0;
+    }
+  }
   if (std::int64_t dropped = check_log_.dropped(); dropped > dropped_reported_) {
     logger_.Warn(
         std::to_string(dropped - dropped_reported_) + " check records were not kept (more than " +
@@ -155,11 +406,49 @@ Status Service::Flush() {
   return s;
 }
 
+void Service::EmitExpiredGrants() {
+  std::int64_t now = clock_.NowMs();
+  auto effects_for = [&](const std::vector<store::GrantRecord>& expired) {
+    store::Effects effects;
+    for (const auto& g : expired) {
+      store::ActivityEvent e;
+      e.at_ms = now;
+      e.actor_kind = "system";
+      e.action = "permission.expire";
+      e.target = g.id;
+      e.agent_id = g.agent_id;
+      e.outcome = "success";
+      e.status = 200;
+      effects.activity.push_back(std::move(e));
+      json::object data;
+      data["permission_id"] = g.id;
+      data["agent_id"] = g.agent_id;
+      data["action"] = g.action;
+      data["granted_by"] = g.granted_by_email;
+      data["expired_at"] = FormatIso8601(g.expires_at_ms.value_or(now));
+      effects.events.push_back(EventFor("permission.expired", std::move(data), {g.granted_by}));
+    }
+    return effects;
+  };
+  // A few batches per call at most; the rest waits for the next tick.
+  for (int batch = 0; batch < 10; ++batch) {
+    auto expired = store_.ClaimExpiredGrants(now, 200, effects_for);
+    if (!expired.ok()) {
+      logger_.Warn("reporting expired grants failed: " + std::string(expired.error().Message()));
+      return;
+    }
+    if (expired->empty()) return;
+    NotifyWebhooks();
+    if (expired->size() < 200) return;
+  }
+}
+
 void Service::Housekeeping(std::int64_t check_retention_ms) {
   std::int64_t now = clock_.NowMs();
   Status s = store_.Prune(now, now - check_retention_ms);
   if (!s.ok()) logger_.Warn("pruning failed: " + std::string(s.error().Message()));
   index_.Sweep(now);
+  tokens_.Sweep(now);
 }
 
 // ---- idempotency ---------------------------------------------------------------------------
@@ -181,9 +470,10 @@ bool ValidIdempotencyKey(std::string_view key) {
 
 }  // namespace
 
-http::Handler Service::Idempotent(http::Handler inner) {
-  return [this, inner = std::move(inner)](http::Request& req) -> http::Response {
-    if (req.idempotency_key.empty()) return inner(req);
+http::Response Service::RunIdempotent(http::Request& req,
+                                      const std::function<http::Response()>& inner) {
+  {
+    if (req.idempotency_key.empty()) return inner();
     if (!ValidIdempotencyKey(req.idempotency_key)) {
       return Fail(req, MakeError(Code::kInvalidField,
                                  "Idempotency-Key must be 1-255 visible ASCII characters "
@@ -238,7 +528,7 @@ http::Handler Service::Idempotent(http::Handler inner) {
     }
     http::Response r;
     try {
-      r = inner(req);
+      r = inner();
     } catch (...) {
       (void)store_.AbandonIdempotent(key);
       throw;
@@ -264,7 +554,7 @@ http::Handler Service::Idempotent(http::Handler inner) {
                    std::string(s.error().Message()));
     }
     return r;
-  };
+  }
 }
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -286,11 +576,12 @@ http::Response Service::Json(int status, std::string body) const {
 }
 
 bool Service::IsAdmin(const store::UserRecord& user) const {
-  if (user.is_admin) return true;
-  for (const auto& e : options_.admin_emails) {
-    if (e == user.email) return true;
-  }
-  return false;
+  return user.is_admin || IsAdminEmail(user.email);
+}
+
+bool Service::IsAdminEmail(std::string_view email) const {
+  return std::find(options_.admin_emails.begin(), options_.admin_emails.end(), email) !=
+         options_.admin_emails.end();
 }
 
 Result<store::SessionInfo> Service::RequireSession(const http::Request& req) {
@@ -347,6 +638,12 @@ Status Service::CheckOrigin(const http::Request& req) const {
                        " does not match this server",
                    "Cookie-authenticated writes must come from the server's own origin (" +
                        OriginOf(options_.base_url) + ").");
+}
+
+Status Service::CheckOrigin(const http::Request& req, const Principal& who) const {
+  // Only a cookie rides along on a forged cross-site request; bearer tokens do not.
+  if (who.kind != ActorKind::kSession) return Ok();
+  return CheckOrigin(req);
 }
 
 void Service::AddRateHeaders(http::Response& res, const authz::RateLimiter& limiter,

@@ -9,17 +9,20 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "api/access.h"
 #include "authz/permission_index.h"
 #include "authz/rate_limiter.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "crypto/random.h"
+#include "crypto/seal.h"
 #include "http/router.h"
 #include "mail/mailer.h"
 #include "store/store.h"
@@ -36,6 +39,8 @@ struct ServiceOptions {
   authz::RateLimitPolicy magic_link_limit{"magic-link", 5, 900'000, true};
   std::int64_t session_ttl_ms = 30LL * 86'400'000;
   std::int64_t link_ttl_ms = 15LL * 60'000;
+  std::int64_t token_ttl_ms = 90LL * 86'400'000;  // access tokens' default lifetime
+  bool allow_private_egress = false;  // webhook URLs may point at private or loopback addresses
   bool record_checks = true;               // keep a record of every check
   std::size_t max_pending_checks = 500'000;  // ~75 MB at most; beyond it records (not counts) drop
 };
@@ -73,6 +78,12 @@ class Service {
   // Builds the permission index from the store.
   Status Load();
   void SetBaseUrl(std::string base_url);
+  // Webhook secrets are sealed with this key; without one, webhook endpoints cannot be made.
+  void SetSealer(const crypto::Sealer* sealer) { sealer_ = sealer; }
+  // Called after a change queued webhook messages (wakes the dispatcher).
+  void SetWebhookNotifier(std::function<void()> notify) { notify_webhooks_ = std::move(notify); }
+  // Reports grants whose expiry passed (permission.expired events); called every second or so.
+  void EmitExpiredGrants();
   const std::string& base_url() const { return options_.base_url; }
   void RegisterRoutes(http::Router& router);
 
@@ -84,38 +95,102 @@ class Service {
   authz::PermissionIndex& index() { return index_; }
 
  private:
-  struct Caller;  // a signed-in person
+  // Who may call a route.
+  enum class Access {
+    kOpen,          // anyone; a token, if sent, must hold the route's ability
+    kAgentOrToken,  // an agent by its secret, or an access token with the route's ability
+    kPerson,        // a signed-in person: session cookie, or access token with the ability
+    kSession,       // a session only (sign-out)
+  };
+  // One call in progress: its caller, and what its activity event should say.
+  struct Call {
+    Principal who;
+    std::string_view action;  // the route's activity action, e.g. "permission.grant"
+    std::string target;
+    std::string agent_id;
+    bool recorded = false;  // the event was already written, with the change it describes
+  };
+  using Handler = http::Response (Service::*)(http::Request&, Call&);
+  struct RouteSpec {
+    http::Method method;
+    std::string_view pattern;
+    http::Dispatch dispatch;
+    std::string_view action;  // "" : not an activity event (health, docs, pages)
+    Access access;
+    std::uint32_t ability;  // needed by access tokens; 0: none
+    bool idempotent;        // honours Idempotency-Key
+    Handler handler;
+  };
+  void AddRoute(http::Router& router, const RouteSpec& spec);
+  // Resolves the caller of a request for a route; an error when the route refuses it.
+  Result<Principal> Identify(const http::Request& req, const RouteSpec& spec);
 
-  // Handlers.
-  http::Response Register(http::Request& req);
-  http::Response CheckGet(http::Request& req);
-  http::Response CheckPost(http::Request& req);
-  http::Response Grant(http::Request& req);
-  http::Response Revoke(http::Request& req);
-  http::Response ListPermissions(http::Request& req);
-  http::Response MagicLink(http::Request& req);
-  http::Response Verify(http::Request& req);
-  http::Response SessionInfo(http::Request& req);
-  http::Response Logout(http::Request& req);
-  http::Response AgentProfile(http::Request& req);
-  http::Response Health(http::Request& req);
-  http::Response Stats(http::Request& req);
-  http::Response Dashboard(http::Request& req);
+  // Handlers: AgentPass.
+  http::Response Register(http::Request& req, Call& call);
+  http::Response CheckGet(http::Request& req, Call& call);
+  http::Response CheckPost(http::Request& req, Call& call);
+  http::Response Grant(http::Request& req, Call& call);
+  http::Response Revoke(http::Request& req, Call& call);
+  http::Response ListPermissions(http::Request& req, Call& call);
+  http::Response MagicLink(http::Request& req, Call& call);
+  http::Response Verify(http::Request& req, Call& call);
+  http::Response SessionInfo(http::Request& req, Call& call);
+  http::Response Logout(http::Request& req, Call& call);
+  http::Response AgentProfile(http::Request& req, Call& call);
+  http::Response Health(http::Request& req, Call& call);
+  http::Response Stats(http::Request& req, Call& call);
+  http::Response Dashboard(http::Request& req, Call& call);
+  // Handlers: access tokens and the activity log (/v1).
+  http::Response CreateToken(http::Request& req, Call& call);
+  http::Response ListTokens(http::Request& req, Call& call);
+  http::Response RevokeToken(http::Request& req, Call& call);
+  http::Response ListActivity(http::Request& req, Call& call);
+  // Handlers: webhooks (/v1/webhooks).
+  http::Response CreateWebhook(http::Request& req, Call& call);
+  http::Response ListWebhooks(http::Request& req, Call& call);
+  http::Response GetWebhook(http::Request& req, Call& call);
+  http::Response UpdateWebhook(http::Request& req, Call& call);
+  http::Response DeleteWebhook(http::Request& req, Call& call);
+  http::Response RotateWebhookSecret(http::Request& req, Call& call);
+  http::Response TestWebhook(http::Request& req, Call& call);
+  http::Response ListWebhookDeliveries(http::Request& req, Call& call);
+  http::Response ListWebhookMessages(http::Request& req, Call& call);
+  http::Response ReplayWebhookMessage(http::Request& req, Call& call);
+  // The caller's endpoint named by the path, or not_found.
+  Result<store::WebhookEndpoint> OwnWebhook(const http::Request& req, const Call& call);
+  void NotifyWebhooks() const {
+    if (notify_webhooks_) notify_webhooks_();
+  }
 
-  // Wraps a write handler with Idempotency-Key handling: the first response to a key (per
-  // credential, method and path) is stored for 24 hours and replayed to retries; the same key
-  // with a different body is refused; validation failures and server errors are not stored.
-  http::Handler Idempotent(http::Handler inner);
+  // Runs a write with Idempotency-Key handling: the first response to a key (per credential,
+  // method and path) is stored for 24 hours and replayed to retries; the same key with a
+  // different body is refused; validation failures and server errors are not stored.
+  http::Response RunIdempotent(http::Request& req, const std::function<http::Response()>& run);
+
+  // The activity event of a call answered with status (errors carry their code).
+  store::ActivityEvent EventOf(const http::Request& req, const Call& call, int status,
+                               std::string_view error = {}) const;
+  // Writes the event of a call that changed state without a write of its own to carry it.
+  void RecordNow(const http::Request& req, Call& call, int status);
+  // Queues the event of a call that changed nothing; written with the next flush.
+  void RecordLater(store::ActivityEvent event);
+  // A webhook event: {type, timestamp, data}, for the people it concerns.
+  store::OutboundEvent EventFor(std::string_view type, json::object data,
+                                std::vector<std::string> user_ids,
+                                std::vector<std::string> emails = {});
 
   http::Response Fail(const http::Request& req, Error error) const;
   http::Response Json(int status, std::string body) const;
-  http::Response Decide(http::Request& req, std::string_view agent_id, std::string_view action,
-                        const json::object* context);
+  http::Response Decide(http::Request& req, Call& call, std::string_view agent_id,
+                        std::string_view action, const json::object* context);
   // The signed-in person, or unauthorized.
   Result<store::SessionInfo> RequireSession(const http::Request& req);
+  // Refuses writes from other sites when the caller is authenticated by cookie.
+  Status CheckOrigin(const http::Request& req, const Principal& who) const;
   // Refuses cookie-authenticated writes from other sites.
   Status CheckOrigin(const http::Request& req) const;
   bool IsAdmin(const store::UserRecord& user) const;
+  bool IsAdminEmail(std::string_view email) const;
   void AddRateHeaders(http::Response& res, const authz::RateLimiter& limiter,
                       const authz::RateLimitResult& r) const;
 
@@ -125,8 +200,14 @@ class Service {
   crypto::Random& random_;
   Logger& logger_;
   mail::Mailer* mailer_;  // null: links go to the log
+  const crypto::Sealer* sealer_ = nullptr;
+  std::function<void()> notify_webhooks_;
 
   authz::PermissionIndex index_;
+  TokenTable tokens_;
+  std::mutex activity_mu_;
+  std::vector<store::ActivityEvent> pending_activity_;  // guarded by activity_mu_
+  std::int64_t activity_dropped_ = 0;                   // guarded by activity_mu_
   authz::RateLimiter register_limiter_;
   authz::RateLimiter check_limiter_;
   authz::RateLimiter magic_link_limiter_;

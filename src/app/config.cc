@@ -111,7 +111,15 @@ Options (environment variable in brackets):
   --no-rate-limits          turn every rate limit off (benchmarks)
   --no-check-records        count checks but do not keep a record of each one
   --flush-interval DURATION how often check bookkeeping is written (default 1s)
-  --check-retention DURATION how long check records are kept (default 30d)
+  --check-retention DURATION how long the activity log (check records included) and finished
+                            webhook deliveries are kept (default 30d)
+  --token-ttl DURATION      default lifetime of access tokens (default 90d)
+  --allow-private-egress    let webhook URLs point at private, loopback and link-local
+                            addresses (refused by default: they reach into your own network)
+  --webhook-retry-base DURATION  wait before the first webhook retry; doubles each time, with
+                            jitter (default 1m)
+  --webhook-retry-max DURATION   longest wait between webhook retries (default 6h)
+  --webhook-timeout DURATION     time limit of one webhook delivery attempt (default 15s)
   --log-level LEVEL         debug, info, warn or error [AGENTGATE_LOG_LEVEL] (default info)
   --access-log              log one line per request (method, path, status, time, request id)
   -h, --help                show this help
@@ -189,10 +197,16 @@ Result<ServeConfig> ParseServeArgs(const std::vector<std::string>& args) {
       }
       c.server.max_body_bytes = static_cast<std::size_t>(n * mult);
     } else if (arg == "--read-timeout" || arg == "--flush-interval" ||
-               arg == "--check-retention") {
+               arg == "--check-retention" || arg == "--token-ttl" ||
+               arg == "--webhook-retry-base" || arg == "--webhook-retry-max" ||
+               arg == "--webhook-timeout") {
       if (!(s = need(v)).ok()) return s.take_error();
       auto ms = ParseDurationMs(v);
       if (!ms.ok()) return Bad(arg + ": " + std::string(ms.error().Message()));
+      if (arg == "--token-ttl") c.service.token_ttl_ms = *ms;
+      if (arg == "--webhook-retry-base") c.webhooks.retry_base_ms = *ms;
+      if (arg == "--webhook-retry-max") c.webhooks.retry_max_ms = *ms;
+      if (arg == "--webhook-timeout") c.webhooks.timeout_ms = *ms;
       if (arg == "--read-timeout") c.server.read_timeout_ms = *ms;
       if (arg == "--flush-interval") c.flush_interval_ms = *ms;
       if (arg == "--check-retention") c.check_retention_ms = *ms;
@@ -212,6 +226,9 @@ Result<ServeConfig> ParseServeArgs(const std::vector<std::string>& args) {
       c.service.register_limit.enabled = false;
       c.service.check_limit.enabled = false;
       c.service.magic_link_limit.enabled = false;
+    } else if (arg == "--allow-private-egress") {
+      c.service.allow_private_egress = true;
+      c.webhooks.allow_private_egress = true;
     } else if (arg == "--no-check-records") {
       c.service.record_checks = false;
     } else if (arg == "--log-level") {

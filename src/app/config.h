@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "api/service.h"
+#include "api/webhook_dispatcher.h"
 #include "core/log.h"
 #include "core/result.h"
 #include "http/server.h"
@@ -15,6 +16,7 @@ namespace agentgate::app {
 struct ServeConfig {
   http::ServerOptions server;
   api::ServiceOptions service;
+  api::DispatcherOptions webhooks;
   std::string data_dir = "./data";
   std::string base_url;  // empty: http://<listen address>
   std::string smtp_url;

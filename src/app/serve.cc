@@ -51,6 +51,7 @@ class Ticker {
       if (stop_) break;
       lock.unlock();
       (void)service_.Flush();
+      service_.EmitExpiredGrants();
       if (std::chrono::steady_clock::now() >= next_housekeeping) {
         service_.Housekeeping(retention_ms_);
         next_housekeeping = std::chrono::steady_clock::now() + std::chrono::hours(1);
@@ -131,7 +132,19 @@ int RunServe(const std::vector<std::string>& args) {
         mail::SmtpOptions{config.smtp_url, config.mail_from, 15'000}, logger);
   }
 
+  // Secrets the server must read back (webhook signing secrets) are sealed with a key kept next
+  // to the database, not in it.
+  std::string key_path = (std::filesystem::path(config.data_dir) / "master.key").string();
+  auto sealer = crypto::Sealer::LoadOrCreate(key_path, random);
+  if (!sealer.ok()) {
+    logger.Error(std::string(sealer.error().Message()));
+    return 1;
+  }
+
   api::Service service(config.service, *store, clock, random, logger, mailer.get());
+  service.SetSealer(&*sealer);
+  api::WebhookDispatcher dispatcher(config.webhooks, *store, *sealer, clock, random, logger);
+  service.SetWebhookNotifier([&dispatcher] { dispatcher.Notify(); });
   auto load_start = std::chrono::steady_clock::now();
   if (Status s = service.Load(); !s.ok()) {
     logger.Error("cannot load state: " + std::string(s.error().Message()));
@@ -157,6 +170,10 @@ int RunServe(const std::vector<std::string>& args) {
   service.SetBaseUrl(base_url);
   server.SetBaseUrl(service.base_url());
   server.Run();
+  dispatcher.Start();
+  if (config.webhooks.allow_private_egress) {
+    logger.Warn("--allow-private-egress: webhooks may be sent to private and loopback addresses");
+  }
   Ticker ticker(service, config.flush_interval_ms, config.check_retention_ms);
 
   logger.Info("agentgate " + std::string(api::kVersion) + " listening on " + listen_url +
@@ -179,6 +196,7 @@ int RunServe(const std::vector<std::string>& args) {
               "; draining requests");
   server.Stop(std::chrono::milliseconds(config.drain_timeout_ms));
   ticker.Stop();
+  dispatcher.Stop();
   if (Status s = service.Flush(); !s.ok()) {
     logger.Error("final flush failed");
     return 1;

@@ -67,9 +67,13 @@ constexpr std::array kCatalogue{
              "A request with this Idempotency-Key is still being processed",
              "Wait for the first request to finish (see Retry-After), then retry with the same "
              "key to get its response."},
+    CodeInfo{Code::kTokenMissingAbility, "token_missing_ability", 403,
+             "The access token lacks the ability this endpoint needs",
+             "Mint a new token that includes the required ability (POST /v1/tokens or "
+             "'agentgate token create --ability ...')."},
 };
 
-static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kIdempotencyConflict) + 1,
+static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kTokenMissingAbility) + 1,
               "every Code needs a catalogue entry");
 
 }  // namespace

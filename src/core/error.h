@@ -38,6 +38,7 @@ enum class Code : std::uint8_t {
   kUnavailable,
   kIdempotencyKeyReused,
   kIdempotencyConflict,
+  kTokenMissingAbility,
 };
 
 struct CodeInfo {

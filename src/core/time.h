@@ -37,6 +37,12 @@ class ManualClock final : public Clock {
 
 // "2026-05-10T00:00:00Z" (whole seconds, UTC).
 std::string FormatIso8601(std::int64_t unix_ms);
+// "2026-05-10T00:00:00.123Z" (milliseconds, UTC), for logs where order within a second matters.
+std::string FormatIso8601Ms(std::int64_t unix_ms);
+// Parses an RFC 3339 timestamp: "2026-05-10T00:00:00Z", with optional fractional seconds (kept to
+// the millisecond) and a "Z" or "+hh:mm"/"-hh:mm" offset. Returns Unix milliseconds, or
+// invalid_field naming `field`.
+Result<std::int64_t> ParseIso8601(std::string_view text, std::string_view field);
 // Days since the epoch, UTC; used as the key of "today" in statistics.
 std::int64_t UtcDay(std::int64_t unix_ms);
 

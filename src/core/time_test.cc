@@ -185,3 +185,28 @@ TEST(SystemClockTest, IsUnixMilliseconds) {
 
 }  // namespace
 }  // namespace agentgate
+
+TEST(ParseIso8601, AcceptsRfc3339Forms) {
+  EXPECT_EQ(*ParseIso8601("1970-01-01T00:00:00Z", "since"), 0);
+  EXPECT_EQ(*ParseIso8601("2026-05-10T12:34:56Z", "since"), 1778416496000);
+  EXPECT_EQ(*ParseIso8601("2026-05-10T12:34:56.789Z", "since"), 1778416496789);
+  EXPECT_EQ(*ParseIso8601("2026-05-10T14:34:56+02:00", "since"), 1778416496000);
+  EXPECT_EQ(*ParseIso8601("2026-05-10T10:04:56-02:30", "since"), 1778416496000);
+  EXPECT_EQ(*ParseIso8601("2024-02-29T00:00:00Z", "since"), 1709164800000);
+  // Round trip with the formatters.
+  EXPECT_EQ(*ParseIso8601(FormatIso8601Ms(1778416496789), "x"), 1778416496789);
+  EXPECT_EQ(FormatIso8601Ms(1778416496009), "2026-05-10T12:34:56.009Z");
+}
+
+TEST(ParseIso8601, RefusesAnythingElse) {
+  for (std::string_view bad :
+       {"", "2026-05-10", "2026-05-10T12:34:56", "2026-13-10T00:00:00Z", "2026-02-30T00:00:00Z",
+        "2025-02-29T00:00:00Z", "2026-05-10T24:00:00Z", "2026-05-10T12:34:56.Z",
+        "2026-05-10T12:34:56Zjunk", "2026-05-10T12:34:56+0200", "yesterday",
+        "2026-05-10T12:34:56.1234567890Z", "１９７０-01-01T00:00:00Z"}) {
+    auto r = ParseIso8601(bad, "since");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code, Code::kInvalidField);
+    EXPECT_NE(r.error().message.find("'since'"), std::string::npos);
+  }
+}

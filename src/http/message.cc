@@ -46,6 +46,9 @@ Response ErrorResponse(const Error& error, std::string_view request_id,
   b += ",\"request_id\":";
   AppendJsonString(b, request_id);
   b += "}";
+  // A 503 is temporary by definition: say when to come back (429s carry their own, from the
+  // rate limiter's window).
+  if (r.status == 503) r.Header("Retry-After", "5");
   return r;
 }
 

@@ -15,8 +15,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -63,7 +65,8 @@ struct SessionInfo {
   std::int64_t expires_at_ms = 0;
 };
 
-// One answered permission check, recorded off the hot path.
+// One answered permission check, recorded off the hot path; stored as an activity event with
+// action "permission.check".
 struct CheckRecord {
   std::string agent_id;
   std::string action;
@@ -71,6 +74,148 @@ struct CheckRecord {
   std::string reason;  // "" when allowed
   std::int64_t at_ms = 0;
   std::int32_t latency_us = 0;
+  // Who asked: the agent itself (by its secret), or an access token ("api_token", actor_id and
+  // user_id then name the token and its owner).
+  std::int64_t order_ns = 0;  // when the request arrived (steady clock): orders a batch
+  std::string_view actor_kind = "agent";  // static storage
+  std::string actor_id;                   // "" means the agent
+  std::string user_id;
+  std::string request_id;
+  std::string ip;
+  std::string user_agent;
+};
+
+// One entry of the activity log: who did what to which target, and how it ended.
+struct ActivityEvent {
+  std::int64_t seq = 0;    // assigned by the store, increasing; the cursor of the log
+  std::int64_t at_ms = 0;
+  std::string actor_kind;  // session, api_token, tenant_token, agent, mcp, anonymous
+  std::string actor_id;    // user id, token id or agent id; "" for anonymous callers
+  std::string user_id;     // the person behind the actor; "" for agents and anonymous callers
+  std::string action;      // e.g. "permission.grant"
+  std::string target;      // what was acted on, e.g. a permission id; "" if nothing
+  std::string agent_id;    // the agent concerned; "" if none
+  std::string outcome;     // "success", "denied" or "error"
+  int status = 0;          // HTTP status of the answer
+  std::string error;       // error code, or the reason of a denial
+  std::string request_id;
+  std::string ip;
+  std::string user_agent;
+  std::int32_t latency_us = 0;
+  std::int64_t order_ns = 0;  // not stored: when the request arrived (steady clock), to order a
+                              // batch written together
+};
+
+struct ActivityFilter {
+  std::string actor_kind, actor_id, agent_id, action, outcome;  // "" = any
+  std::int64_t since_ms = 0;                                  // at >= since
+  std::int64_t until_ms = std::numeric_limits<std::int64_t>::max();  // at < until
+  std::int64_t before_seq = std::numeric_limits<std::int64_t>::max();  // the cursor
+  int limit = 50;
+  // When set, only events this person may see: their own calls (user_id), and events about
+  // agents they granted something to or registered with their address.
+  std::string visible_to_user_id;
+  std::string visible_to_email;
+};
+
+// An event for webhook subscribers, written to the outbox with the change that caused it.
+struct OutboundEvent {
+  std::string id;            // "msg_…": the webhook-id, the same for every endpoint and retry
+  std::string type;          // e.g. "permission.granted"
+  std::string payload_json;  // the whole message body: {"type", "timestamp", "data"}
+  std::int64_t at_ms = 0;
+  // Whom it concerns (JSON arrays): endpoints of these people receive it, as do endpoints made
+  // by admins, which receive every event.
+  std::string audience_user_ids_json;
+  std::string audience_emails_json;
+};
+
+// What a write records besides its change, in the same transaction: the activity events that
+// describe it, and the webhook events it causes.
+struct Effects {
+  std::vector<ActivityEvent> activity;
+  std::vector<OutboundEvent> events;
+};
+
+// A webhook endpoint: where events are sent, and the secrets that sign them (sealed: encrypted
+// at rest by the caller; the store never sees them in plaintext).
+struct WebhookEndpoint {
+  std::string id;        // "whe_…"
+  std::string user_id;   // the owner
+  std::string audience = "own";  // "own": events concerning the owner; "all": every event
+  std::string url;
+  std::string description;
+  std::string events_json;  // JSON array of event types; "*" for all
+  std::string secret_sealed;
+  std::string previous_secret_sealed;       // "" when none
+  std::int64_t previous_secret_until_ms = 0;  // the previous secret also signs until then
+  std::string status = "enabled";           // "enabled" or "disabled"
+  std::string disabled_reason;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+// One event queued for one endpoint: a row of the persistent outbox.
+struct WebhookMessage {
+  std::int64_t row = 0;
+  std::string msg_id;  // the webhook-id
+  std::string endpoint_id;
+  std::string event_type;
+  std::string payload;
+  std::int64_t created_at_ms = 0;
+  std::string status;  // "pending", "delivered" or "failed"
+  int attempts = 0;
+  std::int64_t next_attempt_at_ms = 0;
+  int last_status = 0;
+  std::string last_error;
+  std::string next_trigger;  // what queued the next attempt: "auto", "replay" or "test"
+};
+
+// One delivery attempt, as the log shows it.
+struct WebhookAttempt {
+  std::int64_t id = 0;  // assigned by the store
+  std::int64_t message_row = 0;
+  std::string msg_id;      // filled by reads
+  std::string event_type;  // filled by reads
+  std::string endpoint_id;
+  int attempt = 0;  // 1 for the first
+  std::int64_t at_ms = 0;
+  int status = 0;  // HTTP status; 0: no answer
+  std::string error;
+  std::int64_t duration_ms = 0;
+  std::string response_excerpt;
+  std::string trigger;  // "auto", "replay" or "test"
+};
+
+enum class AttemptOutcome {
+  kDelivered,  // done
+  kRetry,      // try again at next_attempt_at_ms
+  kFailed,     // given up
+  kGone,       // the receiver answered 410: give up and disable the endpoint
+};
+
+// A message due for delivery, with its endpoint.
+struct DueWebhookMessage {
+  WebhookMessage message;
+  WebhookEndpoint endpoint;
+};
+
+// A personal access token. The plaintext is never stored, only its digest.
+struct ApiTokenRecord {
+  std::string id;              // "tok_…"
+  std::string user_id;         // the owner
+  std::string name;
+  std::string abilities_json;  // JSON array of ability names
+  crypto::Digest token_hash{};
+  std::string token_prefix;    // the first characters of the plaintext, to recognise it
+  std::string created_by;      // the user id or token id that created it
+  std::int64_t created_at_ms = 0;
+  std::optional<std::int64_t> expires_at_ms;  // nullopt: never expires
+  std::int64_t last_used_ms = 0;               // 0: never used
+  std::optional<std::int64_t> revoked_at_ms;
+  // Filled by reads: the owner's address and admin flag.
+  std::string user_email;
+  bool user_is_admin = false;
 };
 
 // Check-time bookkeeping, accumulated in memory and flushed in one transaction.
@@ -78,8 +223,15 @@ struct Bookkeeping {
   std::vector<CheckRecord> checks;
   std::vector<std::pair<std::string, std::int64_t>> last_seen;       // agent id, ms
   std::vector<std::pair<std::int64_t, std::int64_t>> checks_per_day;  // UTC day, count delta
+  std::vector<ActivityEvent> activity;  // calls that changed nothing (reads, refusals)
+  // checks and activity are each sorted by order_ns and written merged in that order, so the
+  // log's sequence follows arrival.
+  std::vector<std::pair<std::string, std::int64_t>> token_last_used;  // token id, ms
 
-  bool empty() const { return checks.empty() && last_seen.empty() && checks_per_day.empty(); }
+  bool empty() const {
+    return checks.empty() && last_seen.empty() && checks_per_day.empty() && activity.empty() &&
+           token_last_used.empty();
+  }
 };
 
 struct Counters {
@@ -124,12 +276,24 @@ class Store {
                                   const std::function<void(GrantRecord&&)>& sink) = 0;
 
   // --- agents and grants ----------------------------------------------------------------------
-  virtual Status InsertAgent(const AgentRecord& agent) = 0;
-  virtual Status InsertGrant(const GrantRecord& grant) = 0;
-  // Marks each listed grant revoked unless it already is. Returns the ids it revoked now.
+  // Each write also records its effects (activity events, webhook events) atomically with it.
+  virtual Status InsertAgent(const AgentRecord& agent, const Effects& effects) = 0;
+  Status InsertAgent(const AgentRecord& agent) { return InsertAgent(agent, Effects{}); }
+  virtual Status InsertGrant(const GrantRecord& grant, const Effects& effects) = 0;
+  Status InsertGrant(const GrantRecord& grant) { return InsertGrant(grant, Effects{}); }
+  // Marks each listed grant revoked unless it already is. Returns the ids it revoked now;
+  // effects_for (may be empty) gives the effects of revoking exactly those, recorded in the same
+  // transaction.
+  using EffectsFor = std::function<Effects(const std::vector<std::string>& revoked)>;
   virtual Result<std::vector<std::string>> RevokeGrants(const std::vector<std::string>& ids,
                                                         std::int64_t at_ms,
-                                                        const std::string& revoked_by) = 0;
+                                                        const std::string& revoked_by,
+                                                        const EffectsFor& effects_for) = 0;
+  Result<std::vector<std::string>> RevokeGrants(const std::vector<std::string>& ids,
+                                                std::int64_t at_ms,
+                                                const std::string& revoked_by) {
+    return RevokeGrants(ids, at_ms, revoked_by, EffectsFor());
+  }
   virtual Result<std::optional<GrantRecord>> FindGrant(const std::string& id) = 0;
   // Newest first.
   virtual Result<std::vector<GrantRecord>> ListGrants(const GrantFilter& filter) = 0;
@@ -155,6 +319,62 @@ class Store {
                                                          std::int64_t now_ms) = 0;
   virtual Status DeleteSession(const crypto::Digest& token_hash) = 0;
 
+  // --- access tokens ----------------------------------------------------------------------------
+  virtual Status InsertApiToken(const ApiTokenRecord& token, const Effects& effects) = 0;
+  // Streams every token neither revoked nor expired at now_ms, with its owner.
+  virtual Status LoadActiveApiTokens(std::int64_t now_ms,
+                                     const std::function<void(ApiTokenRecord&&)>& sink) = 0;
+  // The person's tokens, newest first (revoked ones too when include_revoked).
+  virtual Result<std::vector<ApiTokenRecord>> ListApiTokens(const std::string& user_id,
+                                                            bool include_revoked) = 0;
+  virtual Result<std::optional<ApiTokenRecord>> FindApiToken(const std::string& id) = 0;
+  // Marks the token revoked; false (and no effects recorded) when it already was.
+  virtual Result<bool> RevokeApiToken(const std::string& id, std::int64_t at_ms,
+                                      const Effects& effects) = 0;
+
+  // --- activity -------------------------------------------------------------------------------
+  // Appends events durably (for state changes that have no write of their own to ride on).
+  virtual Status AppendActivity(const std::vector<ActivityEvent>& events) = 0;
+  // Newest first.
+  virtual Result<std::vector<ActivityEvent>> ListActivity(const ActivityFilter& filter) = 0;
+
+  // --- webhooks -------------------------------------------------------------------------------
+  // Endpoints; the subscriptions follow events_json.
+  virtual Status InsertWebhook(const WebhookEndpoint& endpoint, const Effects& effects) = 0;
+  // Replaces the endpoint's mutable fields. Disabling it fails its pending messages.
+  virtual Status UpdateWebhook(const WebhookEndpoint& endpoint, const Effects& effects) = 0;
+  // Deletes it (its log goes with it); false when there was none.
+  virtual Result<bool> DeleteWebhook(const std::string& id, const Effects& effects) = 0;
+  virtual Result<std::optional<WebhookEndpoint>> FindWebhook(const std::string& id) = 0;
+  // Oldest first; user_id "" lists every endpoint.
+  virtual Result<std::vector<WebhookEndpoint>> ListWebhooks(const std::string& user_id) = 0;
+  // Queues an event for one endpoint only (a test event), whatever it subscribes to.
+  virtual Status EnqueueWebhookMessage(const std::string& endpoint_id,
+                                       const OutboundEvent& event, std::string_view trigger) = 0;
+  // Takes up to limit pending messages due at now_ms (of enabled endpoints) and leases them
+  // until lease_until_ms, so no other worker takes them meanwhile.
+  virtual Result<std::vector<DueWebhookMessage>> ClaimDueWebhookMessages(
+      std::int64_t now_ms, std::int64_t lease_until_ms, int limit) = 0;
+  // Records an attempt and what follows from it, in one transaction.
+  virtual Status RecordWebhookAttempt(const WebhookAttempt& attempt, AttemptOutcome outcome,
+                                      std::int64_t next_attempt_at_ms,
+                                      const std::string& disable_reason) = 0;
+  // Newest first, before the given id/row (the cursor).
+  virtual Result<std::vector<WebhookAttempt>> ListWebhookAttempts(const std::string& endpoint_id,
+                                                                  std::int64_t before_id,
+                                                                  int limit) = 0;
+  virtual Result<std::vector<WebhookMessage>> ListWebhookMessages(const std::string& endpoint_id,
+                                                                  std::int64_t before_row,
+                                                                  int limit) = 0;
+  // Queues a message again, now; false when the endpoint has no such message.
+  virtual Result<bool> ReplayWebhookMessage(const std::string& endpoint_id,
+                                            const std::string& msg_id, std::int64_t now_ms) = 0;
+  // Grants whose expiry has passed (unrevoked) and that were not reported yet: marks up to limit
+  // of them reported and records effects_for(them), atomically. Returns them.
+  using GrantEffectsFor = std::function<Effects(const std::vector<GrantRecord>& expired)>;
+  virtual Result<std::vector<GrantRecord>> ClaimExpiredGrants(std::int64_t now_ms, int limit,
+                                                              const GrantEffectsFor& effects_for) = 0;
+
   // --- idempotency ----------------------------------------------------------------------------
   // Claims key (a digest of credential, method, path and Idempotency-Key) for a request whose
   // digest is fingerprint, atomically. A record past expires_at counts as absent; a running
@@ -176,8 +396,8 @@ class Store {
   virtual Status FlushBookkeeping(const Bookkeeping& batch) = 0;
   virtual Result<Counters> LoadCounters(std::int64_t utc_day) = 0;
 
-  // Deletes expired magic links, sessions and idempotency records, and check records older than
-  // the cutoff.
+  // Deletes expired magic links, sessions and idempotency records, and activity events (check
+  // records among them) older than the cutoff.
   virtual Status Prune(std::int64_t now_ms, std::int64_t check_records_before_ms) = 0;
 };
 

@@ -124,6 +124,117 @@ CREATE TABLE idempotency(
 ) STRICT;
 CREATE INDEX idempotency_expires ON idempotency(expires_at);
 )sql",
+    // 5: personal access tokens, and the activity log (which takes over the check records).
+    R"sql(
+CREATE TABLE api_tokens(
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id),
+  name TEXT NOT NULL,
+  abilities TEXT NOT NULL,
+  token_hash BLOB NOT NULL UNIQUE CHECK(length(token_hash) = 32),
+  token_prefix TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  last_used INTEGER NOT NULL,
+  revoked_at INTEGER
+) STRICT;
+CREATE INDEX api_tokens_user ON api_tokens(user_id, created_at);
+
+CREATE TABLE activity(
+  seq INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  actor_kind TEXT NOT NULL,
+  actor_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  user_agent TEXT NOT NULL,
+  latency_us INTEGER NOT NULL
+) STRICT;
+CREATE INDEX activity_at ON activity(at);
+CREATE INDEX activity_agent ON activity(agent_id, seq) WHERE agent_id <> '';
+CREATE INDEX activity_user ON activity(user_id, seq) WHERE user_id <> '';
+INSERT INTO activity(at, actor_kind, actor_id, user_id, action, target, agent_id, outcome,
+                     status, error, request_id, ip, user_agent, latency_us)
+  SELECT at, 'agent', agent_id, '', 'permission.check', action, agent_id,
+         CASE WHEN allowed THEN 'success' ELSE 'denied' END, 200, reason, '', '', '', latency_us
+  FROM check_records ORDER BY id;
+DROP TABLE check_records;
+)sql",
+    // 6: outbound webhooks: endpoints, their subscriptions, the outbox and the attempts log.
+    R"sql(
+CREATE TABLE webhook_endpoints(
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id),
+  audience TEXT NOT NULL CHECK(audience IN ('own', 'all')),
+  url TEXT NOT NULL,
+  description TEXT NOT NULL,
+  events TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  previous_secret TEXT NOT NULL,
+  previous_secret_until INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK(status IN ('enabled', 'disabled')),
+  disabled_reason TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webhook_endpoints_user ON webhook_endpoints(user_id, created_at);
+
+CREATE TABLE webhook_subscriptions(
+  event_type TEXT NOT NULL,
+  endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+  PRIMARY KEY(event_type, endpoint_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE webhook_messages(
+  id INTEGER PRIMARY KEY,
+  msg_id TEXT NOT NULL,
+  endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+  event_type TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK(status IN ('pending', 'delivered', 'failed')),
+  attempts INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  leased_until INTEGER NOT NULL,
+  last_status INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  next_trigger TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webhook_messages_due ON webhook_messages(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_messages_endpoint ON webhook_messages(endpoint_id, id);
+
+CREATE TABLE webhook_attempts(
+  id INTEGER PRIMARY KEY,
+  message_id INTEGER NOT NULL REFERENCES webhook_messages(id) ON DELETE CASCADE,
+  endpoint_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  response_excerpt TEXT NOT NULL,
+  trigger TEXT NOT NULL
+) STRICT;
+CREATE INDEX webhook_attempts_endpoint ON webhook_attempts(endpoint_id, id);
+CREATE INDEX webhook_attempts_message ON webhook_attempts(message_id);
+CREATE INDEX webhook_attempts_at ON webhook_attempts(at);
+
+-- permission.expired is sent once per grant: grants remember whether it was.
+ALTER TABLE grants ADD COLUMN expiry_reported INTEGER NOT NULL DEFAULT 0;
+UPDATE grants SET expiry_reported = 1
+  WHERE expires_at IS NOT NULL AND expires_at <= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
+CREATE INDEX grants_expiry_unreported ON grants(expires_at)
+  WHERE expiry_reported = 0 AND expires_at IS NOT NULL AND revoked_at IS NULL;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -203,9 +314,121 @@ constexpr std::string_view kFindSession =
     "WHERE s.token_hash = ?1 AND s.expires_at > ?2";
 constexpr std::string_view kDeleteSession = "DELETE FROM sessions WHERE token_hash = ?1";
 
-constexpr std::string_view kInsertCheck =
-    "INSERT INTO check_records(agent_id, action, allowed, reason, at, latency_us) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr std::string_view kInsertActivity =
+    "INSERT INTO activity(at, actor_kind, actor_id, user_id, action, target, agent_id, outcome, "
+    "status, error, request_id, ip, user_agent, latency_us) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+constexpr std::string_view kActivityColumns =
+    "seq, at, actor_kind, actor_id, user_id, action, target, agent_id, outcome, status, error, "
+    "request_id, ip, user_agent, latency_us";
+// One outbox row per enabled endpoint subscribed to the event's type (or to '*') whose owner
+// the event concerns: its audience names users by id (?5) or address (?6); 'all' endpoints
+// (made by admins) get every event.
+constexpr std::string_view kFanOutEvent =
+    "INSERT INTO webhook_messages(msg_id, endpoint_id, event_type, payload, created_at, status, "
+    "attempts, next_attempt_at, leased_until, last_status, last_error, next_trigger, updated_at) "
+    "SELECT ?1, e.id, ?2, ?3, ?4, 'pending', 0, ?4, 0, 0, '', 'auto', ?4 "
+    "FROM webhook_endpoints AS e WHERE e.status = 'enabled' AND EXISTS ("
+    "  SELECT 1 FROM webhook_subscriptions AS s WHERE s.endpoint_id = e.id "
+    "  AND s.event_type IN (?2, '*')) "
+    "AND (e.audience = 'all' OR e.user_id IN (SELECT value FROM json_each(?5)) "
+    "  OR e.user_id IN (SELECT u.id FROM users AS u "
+    "                   WHERE u.email IN (SELECT value FROM json_each(?6))))";
+
+#define AGENTGATE_WEBHOOK_COLUMNS                                                             \
+  "id, user_id, audience, url, description, events, secret, previous_secret, "                \
+  "previous_secret_until, status, disabled_reason, created_at, updated_at"
+constexpr std::string_view kInsertWebhook =
+    "INSERT INTO webhook_endpoints(" AGENTGATE_WEBHOOK_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+constexpr std::string_view kUpdateWebhook =
+    "UPDATE webhook_endpoints SET url = ?4, description = ?5, events = ?6, secret = ?7, "
+    "previous_secret = ?8, previous_secret_until = ?9, status = ?10, disabled_reason = ?11, "
+    "updated_at = ?13 WHERE id = ?1";
+constexpr std::string_view kFindWebhook =
+    "SELECT " AGENTGATE_WEBHOOK_COLUMNS " FROM webhook_endpoints WHERE id = ?1";
+constexpr std::string_view kListWebhooksAll =
+    "SELECT " AGENTGATE_WEBHOOK_COLUMNS " FROM webhook_endpoints ORDER BY created_at, id";
+constexpr std::string_view kListWebhooksOfUser =
+    "SELECT " AGENTGATE_WEBHOOK_COLUMNS
+    " FROM webhook_endpoints WHERE user_id = ?1 ORDER BY created_at, id";
+constexpr std::string_view kDeleteWebhook = "DELETE FROM webhook_endpoints WHERE id = ?1";
+constexpr std::string_view kClearSubscriptions =
+    "DELETE FROM webhook_subscriptions WHERE endpoint_id = ?1";
+constexpr std::string_view kSubscribe =
+    "INSERT OR IGNORE INTO webhook_subscriptions(event_type, endpoint_id) "
+    "SELECT value, ?1 FROM json_each(?2)";
+constexpr std::string_view kFailPendingOfEndpoint =
+    "UPDATE webhook_messages SET status = 'failed', last_error = ?2, leased_until = 0, "
+    "updated_at = ?3 WHERE endpoint_id = ?1 AND status = 'pending'";
+constexpr std::string_view kEnqueueDirect =
+    "INSERT INTO webhook_messages(msg_id, endpoint_id, event_type, payload, created_at, status, "
+    "attempts, next_attempt_at, leased_until, last_status, last_error, next_trigger, updated_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?5, 0, 0, '', ?6, ?5)";
+#define AGENTGATE_MESSAGE_COLUMNS                                                             \
+  "m.id, m.msg_id, m.endpoint_id, m.event_type, m.payload, m.created_at, m.status, "          \
+  "m.attempts, m.next_attempt_at, m.last_status, m.last_error, m.next_trigger"
+constexpr std::string_view kSelectDue =
+    "SELECT " AGENTGATE_MESSAGE_COLUMNS ", e.id, e.user_id, e.audience, e.url, e.description, "
+    "e.events, e.secret, e.previous_secret, e.previous_secret_until, e.status, "
+    "e.disabled_reason, e.created_at, e.updated_at "
+    "FROM webhook_messages AS m JOIN webhook_endpoints AS e ON e.id = m.endpoint_id "
+    "WHERE m.status = 'pending' AND m.next_attempt_at <= ?1 AND m.leased_until <= ?1 "
+    "AND e.status = 'enabled' ORDER BY m.next_attempt_at, m.id LIMIT ?2";
+constexpr std::string_view kLeaseMessage =
+    "UPDATE webhook_messages SET leased_until = ?2 WHERE id = ?1";
+constexpr std::string_view kInsertAttempt =
+    "INSERT INTO webhook_attempts(message_id, endpoint_id, attempt, at, status, error, "
+    "duration_ms, response_excerpt, trigger) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr std::string_view kFinishMessage =
+    "UPDATE webhook_messages SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, "
+    "leased_until = 0, last_status = ?4, last_error = ?5, next_trigger = 'auto', "
+    "updated_at = ?6 WHERE id = ?1";
+constexpr std::string_view kDisableWebhook =
+    "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = ?2, updated_at = ?3 "
+    "WHERE id = ?1";
+constexpr std::string_view kListAttempts =
+    "SELECT a.id, a.message_id, m.msg_id, m.event_type, a.endpoint_id, a.attempt, a.at, "
+    "a.status, a.error, a.duration_ms, a.response_excerpt, a.trigger "
+    "FROM webhook_attempts AS a JOIN webhook_messages AS m ON m.id = a.message_id "
+    "WHERE a.endpoint_id = ?1 AND a.id < ?2 ORDER BY a.id DESC LIMIT ?3";
+constexpr std::string_view kListMessages =
+    "SELECT " AGENTGATE_MESSAGE_COLUMNS " FROM webhook_messages AS m "
+    "WHERE m.endpoint_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3";
+constexpr std::string_view kReplayMessage =
+    "UPDATE webhook_messages SET status = 'pending', attempts = 0, next_attempt_at = ?3, "
+    "leased_until = 0, next_trigger = 'replay', updated_at = ?3 WHERE endpoint_id = ?1 AND msg_id = ?2 "
+    "RETURNING id";
+constexpr std::string_view kSelectExpiredGrants =
+    "SELECT id, agent_id, action, granted_by, granted_by_email, expires_at, scope_json, "
+    "metadata_json, created_at, revoked_at, revoked_by FROM grants "
+    "WHERE expiry_reported = 0 AND expires_at IS NOT NULL AND revoked_at IS NULL "
+    "AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2";
+constexpr std::string_view kMarkExpiryReported =
+    "UPDATE grants SET expiry_reported = 1 WHERE id = ?1";
+#undef AGENTGATE_MESSAGE_COLUMNS
+#undef AGENTGATE_WEBHOOK_COLUMNS
+
+constexpr std::string_view kInsertApiToken =
+    "INSERT INTO api_tokens(id, user_id, name, abilities, token_hash, token_prefix, created_by, "
+    "created_at, expires_at, last_used, revoked_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+#define AGENTGATE_TOKEN_COLUMNS                                                            \
+  "t.id, t.user_id, t.name, t.abilities, t.token_hash, t.token_prefix, t.created_by, "     \
+  "t.created_at, t.expires_at, t.last_used, t.revoked_at, u.email, u.is_admin "            \
+  "FROM api_tokens AS t JOIN users AS u ON u.id = t.user_id "
+constexpr std::string_view kLoadActiveApiTokens =
+    "SELECT " AGENTGATE_TOKEN_COLUMNS
+    "WHERE t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?1)";
+constexpr std::string_view kListApiTokens =
+    "SELECT " AGENTGATE_TOKEN_COLUMNS
+    "WHERE t.user_id = ?1 AND (?2 OR t.revoked_at IS NULL) ORDER BY t.created_at DESC, t.id";
+constexpr std::string_view kFindApiToken = "SELECT " AGENTGATE_TOKEN_COLUMNS "WHERE t.id = ?1";
+#undef AGENTGATE_TOKEN_COLUMNS
+constexpr std::string_view kRevokeApiToken =
+    "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL RETURNING id";
+constexpr std::string_view kTouchApiToken =
+    "UPDATE api_tokens SET last_used = ?2 WHERE id = ?1 AND last_used < ?2";
 constexpr std::string_view kTouchAgent =
     "UPDATE agents SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2";
 constexpr std::string_view kAddDailyChecks =
@@ -220,7 +443,10 @@ constexpr std::string_view kLoadCounters =
 
 constexpr std::string_view kPruneMagicLinks = "DELETE FROM magic_links WHERE expires_at <= ?1";
 constexpr std::string_view kPruneSessions = "DELETE FROM sessions WHERE expires_at <= ?1";
-constexpr std::string_view kPruneChecks = "DELETE FROM check_records WHERE at < ?1";
+constexpr std::string_view kPruneActivity = "DELETE FROM activity WHERE at < ?1";
+// Finished outbox rows go with the activity (their attempts with them, by cascade).
+constexpr std::string_view kPruneWebhookMessages =
+    "DELETE FROM webhook_messages WHERE status <> 'pending' AND updated_at < ?1";
 
 constexpr std::string_view kFindIdempotent =
     "SELECT fingerprint, done, status, content_type, headers, body, created_at, expires_at "
@@ -378,6 +604,116 @@ GrantRecord ReadGrant(const Statement& row) {
   return grant;
 }
 
+// Columns of the token queries, in their order.
+ApiTokenRecord ReadApiToken(const Statement& row) {
+  ApiTokenRecord t;
+  t.id = row.Text(0);
+  t.user_id = row.Text(1);
+  t.name = row.Text(2);
+  t.abilities_json = row.Text(3);
+  (void)row.ReadDigest(4, t.token_hash);
+  t.token_prefix = row.Text(5);
+  t.created_by = row.Text(6);
+  t.created_at_ms = row.Int(7);
+  t.expires_at_ms = row.OptionalInt(8);
+  t.last_used_ms = row.Int(9);
+  t.revoked_at_ms = row.OptionalInt(10);
+  t.user_email = row.Text(11);
+  t.user_is_admin = row.Bool(12);
+  return t;
+}
+
+// Columns in kActivityColumns order.
+ActivityEvent ReadActivity(const Statement& row) {
+  ActivityEvent e;
+  e.seq = row.Int(0);
+  e.at_ms = row.Int(1);
+  e.actor_kind = row.Text(2);
+  e.actor_id = row.Text(3);
+  e.user_id = row.Text(4);
+  e.action = row.Text(5);
+  e.target = row.Text(6);
+  e.agent_id = row.Text(7);
+  e.outcome = row.Text(8);
+  e.status = static_cast<int>(row.Int(9));
+  e.error = row.Text(10);
+  e.request_id = row.Text(11);
+  e.ip = row.Text(12);
+  e.user_agent = row.Text(13);
+  e.latency_us = static_cast<std::int32_t>(row.Int(14));
+  return e;
+}
+
+void BindActivity(Statement& stmt, const ActivityEvent& e) {
+  stmt.BindInt(1, e.at_ms);
+  stmt.BindText(2, e.actor_kind);
+  stmt.BindText(3, e.actor_id);
+  stmt.BindText(4, e.user_id);
+  stmt.BindText(5, e.action);
+  stmt.BindText(6, e.target);
+  stmt.BindText(7, e.agent_id);
+  stmt.BindText(8, e.outcome);
+  stmt.BindInt(9, e.status);
+  stmt.BindText(10, e.error);
+  stmt.BindText(11, e.request_id);
+  stmt.BindText(12, e.ip);
+  stmt.BindText(13, e.user_agent);
+  stmt.BindInt(14, e.latency_us);
+}
+
+// Columns in AGENTGATE_WEBHOOK_COLUMNS order, from `first`.
+WebhookEndpoint ReadWebhook(const Statement& row, int first = 0) {
+  WebhookEndpoint e;
+  e.id = row.Text(first + 0);
+  e.user_id = row.Text(first + 1);
+  e.audience = row.Text(first + 2);
+  e.url = row.Text(first + 3);
+  e.description = row.Text(first + 4);
+  e.events_json = row.Text(first + 5);
+  e.secret_sealed = row.Text(first + 6);
+  e.previous_secret_sealed = row.Text(first + 7);
+  e.previous_secret_until_ms = row.Int(first + 8);
+  e.status = row.Text(first + 9);
+  e.disabled_reason = row.Text(first + 10);
+  e.created_at_ms = row.Int(first + 11);
+  e.updated_at_ms = row.Int(first + 12);
+  return e;
+}
+
+void BindWebhook(Statement& stmt, const WebhookEndpoint& e) {
+  stmt.BindText(1, e.id);
+  stmt.BindText(2, e.user_id);
+  stmt.BindText(3, e.audience);
+  stmt.BindText(4, e.url);
+  stmt.BindText(5, e.description);
+  stmt.BindText(6, e.events_json);
+  stmt.BindText(7, e.secret_sealed);
+  stmt.BindText(8, e.previous_secret_sealed);
+  stmt.BindInt(9, e.previous_secret_until_ms);
+  stmt.BindText(10, e.status);
+  stmt.BindText(11, e.disabled_reason);
+  stmt.BindInt(12, e.created_at_ms);
+  stmt.BindInt(13, e.updated_at_ms);
+}
+
+// Columns in AGENTGATE_MESSAGE_COLUMNS order.
+WebhookMessage ReadMessage(const Statement& row) {
+  WebhookMessage m;
+  m.row = row.Int(0);
+  m.msg_id = row.Text(1);
+  m.endpoint_id = row.Text(2);
+  m.event_type = row.Text(3);
+  m.payload = row.Text(4);
+  m.created_at_ms = row.Int(5);
+  m.status = row.Text(6);
+  m.attempts = static_cast<int>(row.Int(7));
+  m.next_attempt_at_ms = row.Int(8);
+  m.last_status = static_cast<int>(row.Int(9));
+  m.last_error = row.Text(10);
+  m.next_trigger = row.Text(11);
+  return m;
+}
+
 UserRecord ReadUser(const Statement& row) {
   UserRecord user;
   user.id = row.Text(0);
@@ -422,6 +758,9 @@ class SqliteStore::Connection {
   // sql must be a single statement. Statements are cached by their text, so only constant text
   // belongs here: values always go through Bind*. A cached statement has one borrower at a
   // time: do not prepare the same text again while its Statement is alive.
+  // Rows changed by the last statement.
+  int Changes() const { return sqlite3_changes(db_); }
+
   Result<Statement> Prepare(std::string_view sql) {
     if (auto it = cache_.find(sql); it != cache_.end()) return Statement(db_, it->second);
     sqlite3_stmt* stmt = nullptr;
@@ -844,7 +1183,34 @@ Status SqliteStore::LoadActiveGrants(std::int64_t now_ms,
 
 // --- agents and grants ------------------------------------------------------------------------
 
-Status SqliteStore::InsertAgent(const AgentRecord& agent) {
+Status SqliteStore::ApplyEffects(Connection& c, const Effects& effects) {
+  if (!effects.activity.empty()) {
+    Result<Statement> insert = c.Prepare(kInsertActivity);
+    if (!insert) return insert.take_error();
+    for (const ActivityEvent& e : effects.activity) {
+      BindActivity(*insert, e);
+      if (Status s = insert->Run(); !s) return s;
+      insert->Reset();
+    }
+  }
+  if (!effects.events.empty()) {
+    Result<Statement> fan_out = c.Prepare(kFanOutEvent);
+    if (!fan_out) return fan_out.take_error();
+    for (const OutboundEvent& e : effects.events) {
+      fan_out->BindText(1, e.id);
+      fan_out->BindText(2, e.type);
+      fan_out->BindText(3, e.payload_json);
+      fan_out->BindInt(4, e.at_ms);
+      fan_out->BindText(5, e.audience_user_ids_json.empty() ? "[]" : e.audience_user_ids_json);
+      fan_out->BindText(6, e.audience_emails_json.empty() ? "[]" : e.audience_emails_json);
+      if (Status s = fan_out->Run(); !s) return s;
+      fan_out->Reset();
+    }
+  }
+  return Ok();
+}
+
+Status SqliteStore::InsertAgent(const AgentRecord& agent, const Effects& effects) {
   return Write("InsertAgent", [&](Connection& c) -> Status {
     Result<Statement> stmt = c.Prepare(kInsertAgent);
     if (!stmt) return stmt.take_error();
@@ -857,11 +1223,12 @@ Status SqliteStore::InsertAgent(const AgentRecord& agent) {
     stmt->BindText(7, agent.status);
     stmt->BindInt(8, agent.created_at_ms);
     stmt->BindInt(9, agent.last_seen_ms);
-    return stmt->Run();
+    if (Status s = stmt->Run(); !s) return s;
+    return ApplyEffects(c, effects);
   });
 }
 
-Status SqliteStore::InsertGrant(const GrantRecord& grant) {
+Status SqliteStore::InsertGrant(const GrantRecord& grant, const Effects& effects) {
   return Write("InsertGrant", [&](Connection& c) -> Status {
     Result<Statement> stmt = c.Prepare(kInsertGrant);
     if (!stmt) return stmt.take_error();
@@ -876,13 +1243,15 @@ Status SqliteStore::InsertGrant(const GrantRecord& grant) {
     stmt->BindInt(9, grant.created_at_ms);
     stmt->BindOptionalInt(10, grant.revoked_at_ms);
     stmt->BindText(11, grant.revoked_by);
-    return stmt->Run();
+    if (Status s = stmt->Run(); !s) return s;
+    return ApplyEffects(c, effects);
   });
 }
 
 Result<std::vector<std::string>> SqliteStore::RevokeGrants(const std::vector<std::string>& ids,
                                                            std::int64_t at_ms,
-                                                           const std::string& revoked_by) {
+                                                           const std::string& revoked_by,
+                                                           const EffectsFor& effects_for) {
   std::vector<std::string> revoked;
   Status s = Write("RevokeGrants", [&](Connection& c) -> Status {
     revoked.clear();
@@ -900,7 +1269,8 @@ Result<std::vector<std::string>> SqliteStore::RevokeGrants(const std::vector<std
       }
       stmt->Reset();
     }
-    return Ok();
+    if (!effects_for || revoked.empty()) return Ok();
+    return ApplyEffects(c, effects_for(revoked));
   });
   if (!s) return s.take_error();
   return revoked;
@@ -1064,18 +1434,52 @@ Status SqliteStore::DeleteSession(const crypto::Digest& token_hash) {
 Status SqliteStore::FlushBookkeeping(const Bookkeeping& batch) {
   if (batch.empty()) return Ok();  // not worth a commit
   return Write("FlushBookkeeping", [&](Connection& c) -> Status {
-    if (!batch.checks.empty()) {
-      Result<Statement> insert = c.Prepare(kInsertCheck);
+    if (!batch.checks.empty() || !batch.activity.empty()) {
+      Result<Statement> insert = c.Prepare(kInsertActivity);
       if (!insert) return insert.take_error();
-      for (const CheckRecord& check : batch.checks) {
-        insert->BindText(1, check.agent_id);
-        insert->BindText(2, check.action);
-        insert->BindInt(3, check.allowed ? 1 : 0);
-        insert->BindText(4, check.reason);
-        insert->BindInt(5, check.at_ms);
-        insert->BindInt(6, check.latency_us);
-        if (Status s = insert->Run(); !s) return s;
+      auto insert_check = [&](const CheckRecord& check) {
+        insert->BindInt(1, check.at_ms);
+        insert->BindText(2, check.actor_kind);
+        insert->BindText(3, check.actor_id.empty() ? check.agent_id : check.actor_id);
+        insert->BindText(4, check.user_id);
+        insert->BindText(5, "permission.check");
+        insert->BindText(6, check.action);
+        insert->BindText(7, check.agent_id);
+        insert->BindText(8, check.allowed ? "success" : "denied");
+        insert->BindInt(9, 200);
+        insert->BindText(10, check.reason);
+        insert->BindText(11, check.request_id);
+        insert->BindText(12, check.ip);
+        insert->BindText(13, check.user_agent);
+        insert->BindInt(14, check.latency_us);
+        Status s = insert->Run();
         insert->Reset();
+        return s;
+      };
+      auto insert_event = [&](const ActivityEvent& e) {
+        BindActivity(*insert, e);
+        Status s = insert->Run();
+        insert->Reset();
+        return s;
+      };
+      // Merged in arrival order, so sequence numbers follow it.
+      auto check = batch.checks.begin();
+      auto event = batch.activity.begin();
+      while (check != batch.checks.end() || event != batch.activity.end()) {
+        bool take_check = event == batch.activity.end() ||
+                          (check != batch.checks.end() && check->order_ns <= event->order_ns);
+        Status s = take_check ? insert_check(*check++) : insert_event(*event++);
+        if (!s) return s;
+      }
+    }
+    if (!batch.token_last_used.empty()) {
+      Result<Statement> touch = c.Prepare(kTouchApiToken);
+      if (!touch) return touch.take_error();
+      for (const auto& [token_id, used_ms] : batch.token_last_used) {
+        touch->BindText(1, token_id);
+        touch->BindInt(2, used_ms);
+        if (Status s = touch->Run(); !s) return s;
+        touch->Reset();
       }
     }
     if (!batch.last_seen.empty()) {
@@ -1129,6 +1533,445 @@ Result<Counters> SqliteStore::LoadCounters(std::int64_t utc_day) {
   if (!s) return s.take_error();
   return counters;
 }
+
+// --- access tokens ------------------------------------------------------------------------------
+
+Status SqliteStore::InsertApiToken(const ApiTokenRecord& token, const Effects& effects) {
+  return Write("InsertApiToken", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kInsertApiToken);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, token.id);
+    stmt->BindText(2, token.user_id);
+    stmt->BindText(3, token.name);
+    stmt->BindText(4, token.abilities_json);
+    stmt->BindDigest(5, token.token_hash);
+    stmt->BindText(6, token.token_prefix);
+    stmt->BindText(7, token.created_by);
+    stmt->BindInt(8, token.created_at_ms);
+    stmt->BindOptionalInt(9, token.expires_at_ms);
+    stmt->BindInt(10, token.last_used_ms);
+    stmt->BindOptionalInt(11, token.revoked_at_ms);
+    if (Status s = stmt->Run(); !s) return s;
+    return ApplyEffects(c, effects);
+  });
+}
+
+Status SqliteStore::LoadActiveApiTokens(std::int64_t now_ms,
+                                        const std::function<void(ApiTokenRecord&&)>& sink) {
+  return Read("LoadActiveApiTokens", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kLoadActiveApiTokens);
+    if (!stmt) return stmt.take_error();
+    stmt->BindInt(1, now_ms);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      sink(ReadApiToken(*stmt));
+    }
+  });
+}
+
+Result<std::vector<ApiTokenRecord>> SqliteStore::ListApiTokens(const std::string& user_id,
+                                                               bool include_revoked) {
+  std::vector<ApiTokenRecord> tokens;
+  Status s = Read("ListApiTokens", [&](Connection& c) -> Status {
+    tokens.clear();
+    Result<Statement> stmt = c.Prepare(kListApiTokens);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, user_id);
+    stmt->BindInt(2, include_revoked ? 1 : 0);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      tokens.push_back(ReadApiToken(*stmt));
+    }
+  });
+  if (!s) return s.take_error();
+  return tokens;
+}
+
+Result<std::optional<ApiTokenRecord>> SqliteStore::FindApiToken(const std::string& id) {
+  std::optional<ApiTokenRecord> found;
+  Status s = Read("FindApiToken", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kFindApiToken);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, id);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    if (*row) found = ReadApiToken(*stmt);
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<bool> SqliteStore::RevokeApiToken(const std::string& id, std::int64_t at_ms,
+                                         const Effects& effects) {
+  bool revoked = false;
+  Status s = Write("RevokeApiToken", [&](Connection& c) -> Status {
+    revoked = false;
+    Result<Statement> stmt = c.Prepare(kRevokeApiToken);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, id);
+    stmt->BindInt(2, at_ms);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    revoked = *row;
+    if (Status run = stmt->Run(); !run) return run;
+    return revoked ? ApplyEffects(c, effects) : Ok();
+  });
+  if (!s) return s.take_error();
+  return revoked;
+}
+
+// --- webhooks ---------------------------------------------------------------------------------
+
+namespace {
+
+Status Resubscribe(Statement& clear, Statement& subscribe, const WebhookEndpoint& e) {
+  clear.BindText(1, e.id);
+  if (Status s = clear.Run(); !s) return s;
+  subscribe.BindText(1, e.id);
+  subscribe.BindText(2, e.events_json);
+  return subscribe.Run();
+}
+
+}  // namespace
+
+Status SqliteStore::InsertWebhook(const WebhookEndpoint& endpoint, const Effects& effects) {
+  return Write("InsertWebhook", [&](Connection& c) -> Status {
+    Result<Statement> insert = c.Prepare(kInsertWebhook);
+    if (!insert) return insert.take_error();
+    BindWebhook(*insert, endpoint);
+    if (Status s = insert->Run(); !s) return s;
+    Result<Statement> clear = c.Prepare(kClearSubscriptions);
+    if (!clear) return clear.take_error();
+    Result<Statement> subscribe = c.Prepare(kSubscribe);
+    if (!subscribe) return subscribe.take_error();
+    if (Status s = Resubscribe(*clear, *subscribe, endpoint); !s) return s;
+    return ApplyEffects(c, effects);
+  });
+}
+
+Status SqliteStore::UpdateWebhook(const WebhookEndpoint& endpoint, const Effects& effects) {
+  return Write("UpdateWebhook", [&](Connection& c) -> Status {
+    Result<Statement> update = c.Prepare(kUpdateWebhook);
+    if (!update) return update.take_error();
+    BindWebhook(*update, endpoint);
+    if (Status s = update->Run(); !s) return s;
+    Result<Statement> clear = c.Prepare(kClearSubscriptions);
+    if (!clear) return clear.take_error();
+    Result<Statement> subscribe = c.Prepare(kSubscribe);
+    if (!subscribe) return subscribe.take_error();
+    if (Status s = Resubscribe(*clear, *subscribe, endpoint); !s) return s;
+    if (endpoint.status != "enabled") {
+      Result<Statement> fail = c.Prepare(kFailPendingOfEndpoint);
+      if (!fail) return fail.take_error();
+      fail->BindText(1, endpoint.id);
+      fail->BindText(2, "endpoint disabled: " + endpoint.disabled_reason);
+      fail->BindInt(3, endpoint.updated_at_ms);
+      if (Status s = fail->Run(); !s) return s;
+    }
+    return ApplyEffects(c, effects);
+  });
+}
+
+Result<bool> SqliteStore::DeleteWebhook(const std::string& id, const Effects& effects) {
+  bool deleted = false;
+  Status s = Write("DeleteWebhook", [&](Connection& c) -> Status {
+    Result<Statement> del = c.Prepare(kDeleteWebhook);
+    if (!del) return del.take_error();
+    del->BindText(1, id);
+    if (Status run = del->Run(); !run) return run;
+    deleted = c.Changes() > 0;
+    return deleted ? ApplyEffects(c, effects) : Ok();
+  });
+  if (!s) return s.take_error();
+  return deleted;
+}
+
+Result<std::optional<WebhookEndpoint>> SqliteStore::FindWebhook(const std::string& id) {
+  std::optional<WebhookEndpoint> found;
+  Status s = Read("FindWebhook", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kFindWebhook);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, id);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    if (*row) found = ReadWebhook(*stmt);
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<std::vector<WebhookEndpoint>> SqliteStore::ListWebhooks(const std::string& user_id) {
+  std::vector<WebhookEndpoint> out;
+  Status s = Read("ListWebhooks", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> stmt = c.Prepare(user_id.empty() ? kListWebhooksAll : kListWebhooksOfUser);
+    if (!stmt) return stmt.take_error();
+    if (!user_id.empty()) stmt->BindText(1, user_id);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      out.push_back(ReadWebhook(*stmt));
+    }
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Status SqliteStore::EnqueueWebhookMessage(const std::string& endpoint_id,
+                                          const OutboundEvent& event, std::string_view trigger) {
+  return Write("EnqueueWebhookMessage", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kEnqueueDirect);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, event.id);
+    stmt->BindText(2, endpoint_id);
+    stmt->BindText(3, event.type);
+    stmt->BindText(4, event.payload_json);
+    stmt->BindInt(5, event.at_ms);
+    stmt->BindText(6, trigger);
+    return stmt->Run();
+  });
+}
+
+Result<std::vector<DueWebhookMessage>> SqliteStore::ClaimDueWebhookMessages(
+    std::int64_t now_ms, std::int64_t lease_until_ms, int limit) {
+  std::vector<DueWebhookMessage> out;
+  Status s = Write("ClaimDueWebhookMessages", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> select = c.Prepare(kSelectDue);
+    if (!select) return select.take_error();
+    select->BindInt(1, now_ms);
+    select->BindInt(2, limit);
+    for (;;) {
+      Result<bool> row = select->Step();
+      if (!row) return row.take_error();
+      if (!*row) break;
+      out.push_back({ReadMessage(*select), ReadWebhook(*select, 12)});
+    }
+    select->Reset();
+    Result<Statement> lease = c.Prepare(kLeaseMessage);
+    if (!lease) return lease.take_error();
+    for (const auto& due : out) {
+      lease->BindInt(1, due.message.row);
+      lease->BindInt(2, lease_until_ms);
+      if (Status st = lease->Run(); !st) return st;
+      lease->Reset();
+    }
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Status SqliteStore::RecordWebhookAttempt(const WebhookAttempt& a, AttemptOutcome outcome,
+                                         std::int64_t next_attempt_at_ms,
+                                         const std::string& disable_reason) {
+  return Write("RecordWebhookAttempt", [&](Connection& c) -> Status {
+    Result<Statement> insert = c.Prepare(kInsertAttempt);
+    if (!insert) return insert.take_error();
+    insert->BindInt(1, a.message_row);
+    insert->BindText(2, a.endpoint_id);
+    insert->BindInt(3, a.attempt);
+    insert->BindInt(4, a.at_ms);
+    insert->BindInt(5, a.status);
+    insert->BindText(6, a.error);
+    insert->BindInt(7, a.duration_ms);
+    insert->BindText(8, a.response_excerpt);
+    insert->BindText(9, a.trigger);
+    if (Status s = insert->Run(); !s) return s;
+    Result<Statement> finish = c.Prepare(kFinishMessage);
+    if (!finish) return finish.take_error();
+    finish->BindInt(1, a.message_row);
+    finish->BindText(2, outcome == AttemptOutcome::kDelivered ? "delivered"
+                        : outcome == AttemptOutcome::kRetry   ? "pending"
+                                                              : "failed");
+    finish->BindInt(3, outcome == AttemptOutcome::kRetry ? next_attempt_at_ms : 0);
+    finish->BindInt(4, a.status);
+    finish->BindText(5, a.error);
+    finish->BindInt(6, a.at_ms);
+    if (Status s = finish->Run(); !s) return s;
+    if (outcome != AttemptOutcome::kGone) return Ok();
+    Result<Statement> disable = c.Prepare(kDisableWebhook);
+    if (!disable) return disable.take_error();
+    disable->BindText(1, a.endpoint_id);
+    disable->BindText(2, disable_reason);
+    disable->BindInt(3, a.at_ms);
+    if (Status s = disable->Run(); !s) return s;
+    Result<Statement> fail = c.Prepare(kFailPendingOfEndpoint);
+    if (!fail) return fail.take_error();
+    fail->BindText(1, a.endpoint_id);
+    fail->BindText(2, "endpoint disabled: " + disable_reason);
+    fail->BindInt(3, a.at_ms);
+    return fail->Run();
+  });
+}
+
+Result<std::vector<WebhookAttempt>> SqliteStore::ListWebhookAttempts(
+    const std::string& endpoint_id, std::int64_t before_id, int limit) {
+  std::vector<WebhookAttempt> out;
+  Status s = Read("ListWebhookAttempts", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> stmt = c.Prepare(kListAttempts);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, endpoint_id);
+    stmt->BindInt(2, before_id);
+    stmt->BindInt(3, limit);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      WebhookAttempt a;
+      a.id = stmt->Int(0);
+      a.message_row = stmt->Int(1);
+      a.msg_id = stmt->Text(2);
+      a.event_type = stmt->Text(3);
+      a.endpoint_id = stmt->Text(4);
+      a.attempt = static_cast<int>(stmt->Int(5));
+      a.at_ms = stmt->Int(6);
+      a.status = static_cast<int>(stmt->Int(7));
+      a.error = stmt->Text(8);
+      a.duration_ms = stmt->Int(9);
+      a.response_excerpt = stmt->Text(10);
+      a.trigger = stmt->Text(11);
+      out.push_back(std::move(a));
+    }
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Result<std::vector<WebhookMessage>> SqliteStore::ListWebhookMessages(
+    const std::string& endpoint_id, std::int64_t before_row, int limit) {
+  std::vector<WebhookMessage> out;
+  Status s = Read("ListWebhookMessages", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> stmt = c.Prepare(kListMessages);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, endpoint_id);
+    stmt->BindInt(2, before_row);
+    stmt->BindInt(3, limit);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      out.push_back(ReadMessage(*stmt));
+    }
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Result<bool> SqliteStore::ReplayWebhookMessage(const std::string& endpoint_id,
+                                               const std::string& msg_id, std::int64_t now_ms) {
+  bool found = false;
+  Status s = Write("ReplayWebhookMessage", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kReplayMessage);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, endpoint_id);
+    stmt->BindText(2, msg_id);
+    stmt->BindInt(3, now_ms);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    found = *row;
+    return stmt->Run();
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<std::vector<GrantRecord>> SqliteStore::ClaimExpiredGrants(
+    std::int64_t now_ms, int limit, const GrantEffectsFor& effects_for) {
+  std::vector<GrantRecord> out;
+  Status s = Write("ClaimExpiredGrants", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> select = c.Prepare(kSelectExpiredGrants);
+    if (!select) return select.take_error();
+    select->BindInt(1, now_ms);
+    select->BindInt(2, limit);
+    for (;;) {
+      Result<bool> row = select->Step();
+      if (!row) return row.take_error();
+      if (!*row) break;
+      out.push_back(ReadGrant(*select));
+    }
+    select->Reset();
+    if (out.empty()) return Ok();
+    Result<Statement> mark = c.Prepare(kMarkExpiryReported);
+    if (!mark) return mark.take_error();
+    for (const auto& g : out) {
+      mark->BindText(1, g.id);
+      if (Status st = mark->Run(); !st) return st;
+      mark->Reset();
+    }
+    return effects_for ? ApplyEffects(c, effects_for(out)) : Ok();
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+// --- activity ---------------------------------------------------------------------------------
+
+Status SqliteStore::AppendActivity(const std::vector<ActivityEvent>& events) {
+  if (events.empty()) return Ok();
+  return Write("AppendActivity", [&](Connection& c) -> Status {
+    return ApplyEffects(c, Effects{events, {}});
+  });
+}
+
+Result<std::vector<ActivityEvent>> SqliteStore::ListActivity(const ActivityFilter& filter) {
+  std::vector<ActivityEvent> events;
+  if (filter.limit <= 0) return events;
+  // The conditions present, with fixed parameter numbers, so the statement cache holds one text
+  // per combination of filters.
+  std::string sql = "SELECT " + std::string(kActivityColumns) +
+                    " FROM activity WHERE seq < ?1 AND at >= ?2 AND at < ?3";
+  if (!filter.actor_kind.empty()) sql += " AND actor_kind = ?4";
+  if (!filter.actor_id.empty()) sql += " AND actor_id = ?5";
+  if (!filter.agent_id.empty()) sql += " AND agent_id = ?6";
+  if (!filter.action.empty()) sql += " AND action = ?7";
+  if (!filter.outcome.empty()) sql += " AND outcome = ?8";
+  if (!filter.visible_to_user_id.empty()) {
+    sql +=
+        " AND (user_id = ?9 OR (agent_id <> '' AND (agent_id IN (SELECT agent_id FROM grants "
+        "WHERE granted_by = ?9) OR agent_id IN (SELECT id FROM agents WHERE developer_email = "
+        "?10))))";
+  }
+  sql += " ORDER BY seq DESC LIMIT ?11";
+  Status s = Read("ListActivity", [&](Connection& c) -> Status {
+    events.clear();
+    Result<Statement> stmt = c.Prepare(sql);
+    if (!stmt) return stmt.take_error();
+    stmt->BindInt(1, filter.before_seq);
+    stmt->BindInt(2, filter.since_ms);
+    stmt->BindInt(3, filter.until_ms);
+    if (!filter.actor_kind.empty()) stmt->BindText(4, filter.actor_kind);
+    if (!filter.actor_id.empty()) stmt->BindText(5, filter.actor_id);
+    if (!filter.agent_id.empty()) stmt->BindText(6, filter.agent_id);
+    if (!filter.action.empty()) stmt->BindText(7, filter.action);
+    if (!filter.outcome.empty()) stmt->BindText(8, filter.outcome);
+    if (!filter.visible_to_user_id.empty()) {
+      stmt->BindText(9, filter.visible_to_user_id);
+      stmt->BindText(10, filter.visible_to_email);
+    }
+    stmt->BindInt(11, filter.limit);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      events.push_back(ReadActivity(*stmt));
+    }
+  });
+  if (!s) return s.take_error();
+  return events;
+}
+
+// --- idempotency ------------------------------------------------------------------------------
 
 Result<IdempotencyOutcome> SqliteStore::BeginIdempotent(const crypto::Digest& key,
                                                         const crypto::Digest& fingerprint,
@@ -1208,7 +2051,8 @@ Status SqliteStore::Prune(std::int64_t now_ms, std::int64_t check_records_before
     for (auto [sql, cutoff] :
          {std::pair{kPruneMagicLinks, now_ms}, std::pair{kPruneSessions, now_ms},
           std::pair{kPruneIdempotency, now_ms},
-          std::pair{kPruneChecks, check_records_before_ms}}) {
+          std::pair{kPruneActivity, check_records_before_ms},
+          std::pair{kPruneWebhookMessages, check_records_before_ms}}) {
       Result<Statement> stmt = c.Prepare(sql);
       if (!stmt) return stmt.take_error();
       stmt->BindInt(1, cutoff);

@@ -45,11 +45,14 @@ class SqliteStore final : public Store {
   Status LoadActiveGrants(std::int64_t now_ms,
                           const std::function<void(GrantRecord&&)>& sink) override;
 
-  Status InsertAgent(const AgentRecord& agent) override;
-  Status InsertGrant(const GrantRecord& grant) override;
+  using Store::InsertAgent;
+  using Store::InsertGrant;
+  using Store::RevokeGrants;
+  Status InsertAgent(const AgentRecord& agent, const Effects& effects) override;
+  Status InsertGrant(const GrantRecord& grant, const Effects& effects) override;
   Result<std::vector<std::string>> RevokeGrants(const std::vector<std::string>& ids,
-                                                std::int64_t at_ms,
-                                                const std::string& revoked_by) override;
+                                                std::int64_t at_ms, const std::string& revoked_by,
+                                                const EffectsFor& effects_for) override;
   Result<std::optional<GrantRecord>> FindGrant(const std::string& id) override;
   // A limit of zero or less gives no rows.
   Result<std::vector<GrantRecord>> ListGrants(const GrantFilter& filter) override;
@@ -67,6 +70,42 @@ class SqliteStore final : public Store {
   Result<std::optional<SessionInfo>> FindSession(const crypto::Digest& token_hash,
                                                  std::int64_t now_ms) override;
   Status DeleteSession(const crypto::Digest& token_hash) override;
+
+  Status InsertApiToken(const ApiTokenRecord& token, const Effects& effects) override;
+  Status LoadActiveApiTokens(std::int64_t now_ms,
+                             const std::function<void(ApiTokenRecord&&)>& sink) override;
+  Result<std::vector<ApiTokenRecord>> ListApiTokens(const std::string& user_id,
+                                                    bool include_revoked) override;
+  Result<std::optional<ApiTokenRecord>> FindApiToken(const std::string& id) override;
+  Result<bool> RevokeApiToken(const std::string& id, std::int64_t at_ms,
+                              const Effects& effects) override;
+
+  Status InsertWebhook(const WebhookEndpoint& endpoint, const Effects& effects) override;
+  Status UpdateWebhook(const WebhookEndpoint& endpoint, const Effects& effects) override;
+  Result<bool> DeleteWebhook(const std::string& id, const Effects& effects) override;
+  Result<std::optional<WebhookEndpoint>> FindWebhook(const std::string& id) override;
+  Result<std::vector<WebhookEndpoint>> ListWebhooks(const std::string& user_id) override;
+  Status EnqueueWebhookMessage(const std::string& endpoint_id, const OutboundEvent& event,
+                               std::string_view trigger) override;
+  Result<std::vector<DueWebhookMessage>> ClaimDueWebhookMessages(std::int64_t now_ms,
+                                                                 std::int64_t lease_until_ms,
+                                                                 int limit) override;
+  Status RecordWebhookAttempt(const WebhookAttempt& attempt, AttemptOutcome outcome,
+                              std::int64_t next_attempt_at_ms,
+                              const std::string& disable_reason) override;
+  Result<std::vector<WebhookAttempt>> ListWebhookAttempts(const std::string& endpoint_id,
+                                                          std::int64_t before_id,
+                                                          int limit) override;
+  Result<std::vector<WebhookMessage>> ListWebhookMessages(const std::string& endpoint_id,
+                                                          std::int64_t before_row,
+                                                          int limit) override;
+  Result<bool> ReplayWebhookMessage(const std::string& endpoint_id, const std::string& msg_id,
+                                    std::int64_t now_ms) override;
+  Result<std::vector<GrantRecord>> ClaimExpiredGrants(std::int64_t now_ms, int limit,
+                                                      const GrantEffectsFor& effects_for) override;
+
+  Status AppendActivity(const std::vector<ActivityEvent>& events) override;
+  Result<std::vector<ActivityEvent>> ListActivity(const ActivityFilter& filter) override;
 
   // checks_total grows by the sum of the checks_per_day deltas (the authoritative count), not by
   // the number of check records, which the caller may sample.
@@ -89,6 +128,10 @@ class SqliteStore final : public Store {
   using Op = std::function<Status(Connection&)>;
 
   SqliteStore(std::unique_ptr<ReaderPool> readers, std::unique_ptr<Writer> writer);
+
+  // Records a write's activity events and fans its webhook events out to the outbox, inside the
+  // write's own savepoint.
+  static Status ApplyEffects(Connection& c, const Effects& effects);
 
   // Run op on a read connection / as one savepoint of the next group commit. `what` names the
   // method in error messages.
