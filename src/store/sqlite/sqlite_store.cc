@@ -1201,8 +1201,12 @@ Status SqliteStore::ApplyEffects(Connection& c, const Effects& effects) {
       fan_out->BindText(2, e.type);
       fan_out->BindText(3, e.payload_json);
       fan_out->BindInt(4, e.at_ms);
-      fan_out->BindText(5, e.audience_user_ids_json.empty() ? "[]" : e.audience_user_ids_json);
-      fan_out->BindText(6, e.audience_emails_json.empty() ? "[]" : e.audience_emails_json);
+      // Views, not temporaries: statements bind text without copying it (SQLITE_STATIC).
+      constexpr std::string_view kNone = "[]";
+      fan_out->BindText(5, e.audience_user_ids_json.empty() ? kNone
+                                                            : std::string_view(e.audience_user_ids_json));
+      fan_out->BindText(6, e.audience_emails_json.empty() ? kNone
+                                                          : std::string_view(e.audience_emails_json));
       if (Status s = fan_out->Run(); !s) return s;
       fan_out->Reset();
     }
@@ -1668,8 +1672,9 @@ Status SqliteStore::UpdateWebhook(const WebhookEndpoint& endpoint, const Effects
     if (endpoint.status != "enabled") {
       Result<Statement> fail = c.Prepare(kFailPendingOfEndpoint);
       if (!fail) return fail.take_error();
+      const std::string reason = "endpoint disabled: " + endpoint.disabled_reason;
       fail->BindText(1, endpoint.id);
-      fail->BindText(2, "endpoint disabled: " + endpoint.disabled_reason);
+      fail->BindText(2, reason);
       fail->BindInt(3, endpoint.updated_at_ms);
       if (Status s = fail->Run(); !s) return s;
     }
@@ -1805,8 +1810,9 @@ Status SqliteStore::RecordWebhookAttempt(const WebhookAttempt& a, AttemptOutcome
     if (Status s = disable->Run(); !s) return s;
     Result<Statement> fail = c.Prepare(kFailPendingOfEndpoint);
     if (!fail) return fail.take_error();
+    const std::string reason = "endpoint disabled: " + disable_reason;
     fail->BindText(1, a.endpoint_id);
-    fail->BindText(2, "endpoint disabled: " + disable_reason);
+    fail->BindText(2, reason);
     fail->BindInt(3, a.at_ms);
     return fail->Run();
   });
