@@ -133,8 +133,7 @@ void Service::RegisterRoutes(http::Router& router) {
   using http::Dispatch;
   using http::Method;
   constexpr bool kIdem = true;
-  // Hot path first: the router tries routes in order. Registration does not honour
-  // Idempotency-Key: its response carries the agent's secret, which must not be stored.
+  // Hot path first: the router tries routes in order.
   const RouteSpec routes[] = {
       {Method::kGet, "/permission/check", Dispatch::kInline, "permission.check",
        Access::kAgentOrToken, kPermissionCheck, false, &Service::CheckGet},
@@ -143,7 +142,7 @@ void Service::RegisterRoutes(http::Router& router) {
       {Method::kGet, "/agent/:agent_id", Dispatch::kInline, "agent.view", Access::kAgentOrToken,
        kAgentViewAny, false, &Service::AgentProfile},
       {Method::kPost, "/agent/register", Dispatch::kBlocking, "agent.register", Access::kOpen,
-       kAgentCreate, false, &Service::Register},
+       kAgentCreate, kIdem, &Service::Register},
       {Method::kPost, "/permission/grant", Dispatch::kBlocking, "permission.grant",
        Access::kPerson, kPermissionGrant, kIdem, &Service::Grant},
       {Method::kPost, "/permission/revoke", Dispatch::kBlocking, "permission.revoke",
@@ -177,7 +176,7 @@ void Service::RegisterRoutes(http::Router& router) {
       {Method::kDelete, "/v1/webhooks/:webhook_id", Dispatch::kBlocking, "webhook.delete",
        Access::kPerson, kWebhookManage, kIdem, &Service::DeleteWebhook},
       {Method::kPost, "/v1/webhooks/:webhook_id/rotate-secret", Dispatch::kBlocking,
-       "webhook.rotate_secret", Access::kPerson, kWebhookManage, false,
+       "webhook.rotate_secret", Access::kPerson, kWebhookManage, kIdem,
        &Service::RotateWebhookSecret},
       {Method::kPost, "/v1/webhooks/:webhook_id/test", Dispatch::kBlocking, "webhook.test",
        Access::kPerson, kWebhookManage, kIdem, &Service::TestWebhook},
@@ -510,6 +509,12 @@ http::Response Service::RunIdempotent(http::Request& req,
         r.status = begun->status;
         r.content_type = begun->content_type;
         r.body = std::move(begun->body);
+        if (r.body.rfind("v1:", 0) == 0 && sealer_ != nullptr) {
+          // Stored sealed (see below); a JSON body never starts with "v1:".
+          auto opened = sealer_->Open(r.body);
+          if (!opened.ok()) return Fail(req, opened.take_error());
+          r.body = std::move(*opened);
+        }
         boost::system::error_code ec;
         json::value headers = json::parse(begun->headers_json, ec);
         if (!ec && headers.is_object()) {
@@ -548,7 +553,10 @@ http::Response Service::RunIdempotent(http::Request& req,
       }
     }
     if (Status s =
-            store_.FinishIdempotent(key, r.status, r.content_type, Serialize(headers), r.body);
+            store_.FinishIdempotent(key, r.status, r.content_type, Serialize(headers),
+                                    // Answers may hold secrets shown once (an agent's secret, a
+                                    // token, a signing secret): kept encrypted at rest.
+                                    sealer_ != nullptr ? sealer_->Seal(r.body, random_) : r.body);
         !s.ok()) {
       logger_.Warn("could not store the response for an Idempotency-Key: " +
                    std::string(s.error().Message()));

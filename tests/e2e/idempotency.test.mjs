@@ -92,3 +92,40 @@ test('a malformed key is 400 invalid_field', async () => {
     expectError(res, 400, 'invalid_field');
   }
 });
+
+test('answers holding a secret replay it, and the stored copy is encrypted at rest', async () => {
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const s = await startServer({ args: ['--no-rate-limits'] });
+  try {
+    const headers = { 'Idempotency-Key': 'k-secret-replay-1' };
+    const body = { name: 'replayed', developer_email: 'dev@example.com' };
+    const first = await api(s.url, 'POST', '/agent/register', { body, headers });
+    assert.equal(first.status, 201, first.text);
+    const again = await api(s.url, 'POST', '/agent/register', { body, headers });
+    assert.equal(again.status, 201);
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    assert.equal(again.json.secret, first.json.secret, 'the same agent, once');
+    assert.equal(again.json.agent_id, first.json.agent_id);
+
+    const cookie = await signIn(s.url, uniqueEmail('idem-secret'));
+    const tokenBody = { name: 'replay', abilities: ['permission:check'] };
+    const h2 = { 'Idempotency-Key': 'k-secret-replay-2' };
+    const t1 = await api(s.url, 'POST', '/v1/tokens', { cookie, body: tokenBody, headers: h2 });
+    const t2 = await api(s.url, 'POST', '/v1/tokens', { cookie, body: tokenBody, headers: h2 });
+    assert.equal(t1.status, 201);
+    assert.equal(t2.text, t1.text);
+    const list = await api(s.url, 'GET', '/v1/tokens', { cookie });
+    assert.equal(list.json.data.filter((t) => t.name === 'replay').length, 1, 'minted once');
+
+    await s.stop();
+    for (const f of readdirSync(s.dataDir)) {
+      const bytes = readFileSync(join(s.dataDir, f));
+      for (const secret of [first.json.secret, t1.json.token]) {
+        assert.ok(!bytes.includes(secret.slice(8)), `a plaintext secret in ${f}`);
+      }
+    }
+  } finally {
+    await s.stop();
+  }
+});
