@@ -36,13 +36,17 @@
 //     POST /auth/magic-link (asserts 200) and returns the newly issued link: from the received
 //     mail when the server sends mail (opts.smtp, or the server's own smtp), else from the log
 //     line `sign-in link for <email>: <url>`. `url` must belong to a server from startServer().
-// followMagicLink(link) → { status, headers, cookie, setCookie }  (no redirect following)
+// followMagicLink(link) → { status, headers, cookie, setCookie }  (no redirect following;
+//     the response is checked against docs/openapi.json like api()'s)
 // signIn(url, email, {smtp} = {}) → the ap_session cookie value (asserts the 302 and the cookie)
 // api(url, method, path, {body, cookie, bearer, headers} = {}) → { status, headers, json, text }
 //     body: an object/array/number (sent as JSON) or a string/Buffer (sent verbatim, with
 //     Content-Type application/json unless headers say otherwise). cookie: the ap_session value.
 //     bearer: the agent secret (sent as 'Authorization: Bearer <bearer>'). headers: extra headers.
 //     `headers` in the result is the fetch Headers object; `json` is null when not JSON.
+//     Every response is checked against docs/openapi.json (lib/openapi.mjs validateResponse):
+//     an undocumented status, header, content type or a JSON body that does not match its schema
+//     makes api() throw. Set AGENTGATE_E2E_NO_OPENAPI=1 to switch that off for a post-mortem.
 // rawHttp(port, data, {timeoutMs = 5000, endAfterWrite = false} = {}) → { data, closed, timedOut }
 //     Writes raw bytes over node:net and collects the answer until the server closes the
 //     connection or timeoutMs passes.
@@ -61,6 +65,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { SMTPServer } from 'smtp-server';
+import { validateResponse } from './openapi.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -352,7 +357,16 @@ export async function api(url, method, pathAndQuery, { body, cookie, bearer, hea
   const text = await res.text();
   let json = null;
   try { json = JSON.parse(text); } catch { json = null; }
+  checkAgainstSpec(method, pathAndQuery, res, text);
   return { status: res.status, headers: res.headers, json, text };
+}
+
+// Every response from agentgate is validated against docs/openapi.json (see lib/openapi.mjs for
+// what is checked, and for the endpoints under /v1/ and /mcp that are recorded, not validated,
+// until they are documented).
+function checkAgainstSpec(method, pathAndQuery, res, text) {
+  if (process.env.AGENTGATE_E2E_NO_OPENAPI) return;
+  validateResponse(method, pathAndQuery, res.status, res.headers.get('content-type'), text, res.headers);
 }
 
 let agentCounter = 0;
@@ -407,7 +421,9 @@ export function sessionFromSetCookie(setCookies) {
 
 export async function followMagicLink(link) {
   const res = await fetch(link, { redirect: 'manual' });
-  await res.text();
+  const text = await res.text();
+  const u = new URL(link);
+  checkAgainstSpec('GET', u.pathname + u.search, res, text);
   const setCookie = res.headers.getSetCookie();
   return { status: res.status, headers: res.headers, cookie: sessionFromSetCookie(setCookie), setCookie };
 }

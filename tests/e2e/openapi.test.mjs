@@ -1,0 +1,309 @@
+// docs/openapi.json: it lints clean (Redocly CLI, offline), the binary serves it byte for byte,
+// it is OpenAPI 3.1 throughout, it matches the server's error catalogue, Idempotency-Key and
+// method lists, and the response validator that lib/server.mjs applies to every response of the
+// suite (lib/openapi.mjs) really catches mismatches.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer, api, registerAgent, signIn, uniqueEmail } from './lib/server.mjs';
+import {
+  spec, SPEC_PATH, operations, deref, validateResponse, notValidated, forgetNotValidated, matchTemplate,
+} from './lib/openapi.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const REDOCLY = path.join(here, 'node_modules', '.bin', 'redocly');
+
+let srv;
+before(async () => {
+  srv = await startServer({ args: ['--rate-limit', 'register=1000/h', '--rate-limit', 'magic-link=1000/15m'] });
+});
+after(async () => {
+  if (srv) assert.equal(await srv.stop(), 0);
+});
+
+// ---- the document --------------------------------------------------------------------------
+
+test('redocly lint: no errors and no warnings (config: redocly.yaml)', async () => {
+  const { code, stdout, stderr } = await new Promise((resolve) => {
+    execFile(REDOCLY, ['lint', '--config', path.join(here, 'redocly.yaml'), '--format', 'json',
+      '--max-problems', '1000', SPEC_PATH], {
+      cwd: here,
+      timeout: 120000,
+      maxBuffer: 64 << 20,
+      // Offline and quiet: no telemetry, no update check.
+      env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' },
+    }, (err, out, errOut) => resolve({ code: err ? (err.code ?? 1) : 0, stdout: out, stderr: errOut }));
+  });
+  let report;
+  try {
+    report = JSON.parse(stdout);
+  } catch {
+    assert.fail(`redocly lint did not print a JSON report (exit ${code}):\n${stdout}\n${stderr}`);
+  }
+  const problems = report.problems.map((p) =>
+    `${p.severity} ${p.ruleId}: ${p.message} at ${p.location?.[0]?.pointer ?? '?'}`);
+  assert.equal(report.totals.errors, 0, `redocly lint errors:\n${problems.join('\n')}`);
+  // Every rule in redocly.yaml is an error or off (each "off" is justified there), so a warning
+  // means a rule was added to the ruleset without a decision about it.
+  assert.equal(report.totals.warnings, 0, `redocly lint warnings:\n${problems.join('\n')}`);
+  assert.equal(code, 0, `redocly lint exit code ${code}\n${stderr}`);
+});
+
+test('GET /openapi.json serves docs/openapi.json byte for byte', async () => {
+  const res = await api(srv.url, 'GET', '/openapi.json');
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^application\/json/);
+  assert.equal(res.text, readFileSync(SPEC_PATH, 'utf8'),
+    'the binary embeds docs/openapi.json at build time: rebuild it after changing the spec');
+  // HEAD answers the same status without a body.
+  const head = await api(srv.url, 'HEAD', '/openapi.json');
+  assert.equal(head.status, 200);
+  assert.equal(head.text, '');
+});
+
+test('OpenAPI 3.1 throughout: no 3.0 leftovers', () => {
+  assert.equal(spec.openapi, '3.1.0');
+  assert.equal(spec.jsonSchemaDialect, 'https://json-schema.org/draft/2020-12/schema');
+  assert.ok(spec.info.license?.identifier, 'info.license.identifier');
+  // Walk every schema: no `nullable`, no singular `example` (3.1 schemas use `examples`).
+  const bad = [];
+  const walkSchema = (s, where) => {
+    if (!s || typeof s !== 'object') return;
+    if (Array.isArray(s)) { s.forEach((x, i) => walkSchema(x, `${where}/${i}`)); return; }
+    if ('nullable' in s) bad.push(`${where}: nullable`);
+    if ('example' in s) bad.push(`${where}: example`);
+    for (const k of ['properties', 'patternProperties', '$defs']) {
+      for (const [n, v] of Object.entries(s[k] ?? {})) walkSchema(v, `${where}/${k}/${n}`);
+    }
+    for (const k of ['items', 'additionalProperties', 'not', 'if', 'then', 'else', 'contains']) {
+      if (s[k] && typeof s[k] === 'object') walkSchema(s[k], `${where}/${k}`);
+    }
+    for (const k of ['allOf', 'anyOf', 'oneOf', 'prefixItems']) {
+      (s[k] ?? []).forEach((x, i) => walkSchema(x, `${where}/${k}/${i}`));
+    }
+  };
+  const walkAll = (node, where) => {
+    if (!node || typeof node !== 'object') return;
+    for (const [k, v] of Object.entries(node)) {
+      if (k === 'schema') walkSchema(v, `${where}/schema`);
+      else walkAll(v, `${where}/${k}`);
+    }
+  };
+  walkAll(spec.paths, '#/paths');
+  walkAll(spec.components.parameters, '#/components/parameters');
+  walkAll(spec.components.headers, '#/components/headers');
+  walkAll(spec.components.responses, '#/components/responses');
+  for (const [n, s] of Object.entries(spec.components.schemas)) walkSchema(s, `#/components/schemas/${n}`);
+  assert.deepEqual(bad, []);
+});
+
+test('every operation: the shared statuses, X-Request-Id everywhere, the Error shape on every error', () => {
+  const problems = [];
+  for (const { method, path: p, operation } of operations()) {
+    const name = `${method.toUpperCase()} ${p}`;
+    for (const status of ['400', '413', '431', '500', '503']) {
+      if (!operation.responses[status]) problems.push(`${name}: no ${status} response`);
+    }
+    for (const [status, raw] of Object.entries(operation.responses)) {
+      const r = deref(raw);
+      if (!r.headers?.['X-Request-Id']) problems.push(`${name} ${status}: no X-Request-Id header`);
+      if (Number(status) >= 400) {
+        const media = r.content?.['application/json'];
+        const schema = media?.schema;
+        const refs = JSON.stringify(schema ?? {});
+        if (!refs.includes('"#/components/schemas/Error"')) problems.push(`${name} ${status}: not the Error schema`);
+      }
+      if (status === '429') {
+        for (const h of ['Retry-After', 'RateLimit', 'RateLimit-Policy']) {
+          if (!r.headers?.[h]) problems.push(`${name} 429: no ${h} header`);
+        }
+        if (!deref(r.headers?.['Retry-After'] ?? {}).required) problems.push(`${name} 429: Retry-After not required`);
+      }
+      if (status === '503' && !r.headers?.['Retry-After']) problems.push(`${name} 503: no Retry-After header`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
+// The server's catalogue, from the page every error's `docs` link points to.
+async function servedCatalogue() {
+  const res = await api(srv.url, 'GET', '/docs/errors');
+  assert.equal(res.status, 200);
+  const codes = new Map();
+  for (const m of res.text.matchAll(/<tr id="([a-z_]+)"><td><code>\1<\/code><\/td><td>(\d{3})<\/td>/g)) {
+    codes.set(m[1], Number(m[2]));
+  }
+  assert.ok(codes.size >= 20, `could not read the catalogue from /docs/errors:\n${res.text.slice(0, 500)}`);
+  return codes;
+}
+
+test('error codes: the ErrorCode enum is the served catalogue; every listed code has its status', async () => {
+  const served = await servedCatalogue();
+  const enumCodes = spec.components.schemas.ErrorCode.enum;
+  assert.deepEqual([...enumCodes].sort(), [...served.keys()].sort(),
+    'components.schemas.ErrorCode.enum must list exactly the codes of GET /docs/errors');
+  const problems = [];
+  const check = (where, status, raw) => {
+    const r = deref(raw);
+    const schema = r.content?.['application/json']?.schema;
+    const codes = schema?.properties?.error?.enum ?? [];
+    for (const c of codes) {
+      if (!served.has(c)) problems.push(`${where}: unknown code ${c}`);
+      else if (String(served.get(c)) !== status) problems.push(`${where}: ${c} is HTTP ${served.get(c)}, listed under ${status}`);
+    }
+    if (Number(status) >= 400 && codes.length === 0) problems.push(`${where}: no code list`);
+  };
+  for (const { method, path: p, operation } of operations()) {
+    for (const [status, raw] of Object.entries(operation.responses)) check(`${method.toUpperCase()} ${p} ${status}`, status, raw);
+  }
+  assert.deepEqual(problems, []);
+});
+
+// ---- the spec against the running server ----------------------------------------------------
+
+test('Idempotency-Key is declared exactly on the writes that honour it', async () => {
+  const cookie = await signIn(srv.url, uniqueEmail('idem'));
+  const agent = await registerAgent(srv.url);
+  const tooLong = 'k'.repeat(256); // refused (400 invalid_field) by a route that honours the key
+  const problems = [];
+  for (const { method, path: p, operation } of operations()) {
+    if (method === 'get' || method === 'head') continue;
+    const concrete = p.replace(/\{[^}]+\}/g, 'x');
+    const res = await api(srv.url, method.toUpperCase(), concrete, {
+      cookie, bearer: agent.secret, body: {}, headers: { 'Idempotency-Key': tooLong },
+    });
+    const honours = res.status === 400 && res.json?.error === 'invalid_field' && /Idempotency-Key/.test(res.json.message);
+    const declared = (operation.parameters ?? []).some((x) => deref(x).name === 'Idempotency-Key');
+    if (honours !== declared) {
+      problems.push(`${method.toUpperCase()} ${p}: the server ${honours ? 'honours' : 'ignores'} Idempotency-Key, ` +
+        `the spec ${declared ? 'declares' : 'does not declare'} it`);
+    }
+    if (declared) {
+      const ok = Object.entries(operation.responses).filter(([s]) => s.startsWith('2'));
+      for (const [s, raw] of ok) {
+        if (!deref(raw).headers?.['Idempotent-Replayed']) problems.push(`${method.toUpperCase()} ${p} ${s}: no Idempotent-Replayed`);
+      }
+      for (const s of ['409', '422']) {
+        if (!operation.responses[s]) problems.push(`${method.toUpperCase()} ${p}: no ${s}`);
+      }
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
+test('every documented path lists exactly its methods (405 Allow, checked by the validator)', async () => {
+  for (const p of Object.keys(spec.paths)) {
+    const concrete = p.replace(/\{[^}]+\}/g, 'x');
+    const documented = Object.keys(spec.paths[p]);
+    // PATCH is documented nowhere yet; api() validates the 405 and compares its Allow header
+    // with the documented methods of every template the path matches.
+    assert.ok(!documented.includes('patch'), `${p} documents PATCH: pick another probe method`);
+    const res = await api(srv.url, 'PATCH', concrete);
+    assert.equal(res.status, 405, `PATCH ${concrete}: ${res.status} ${res.text}`);
+  }
+});
+
+test('known endpoint paths of the design are documented (or not served); /v1 and /mcp are reported', async (t) => {
+  // Paths named in DESIGN.md. api() throws for a served path outside /v1/ and /mcp that the spec
+  // does not document; /v1/ and /mcp ones are recorded until they are documented.
+  const candidates = ['/', '/.well-known/mcp.json', '/integrations', '/connections', '/actions', '/act',
+    '/action-run-logs/x', '/action-run-logs/x/details', '/export', '/import', '/connect', '/oauth/callback',
+    '/mcp', '/v1/activity', '/v1/tokens', '/v1/webhooks', '/v1/permission-requests'];
+  for (const p of candidates) {
+    for (const method of ['GET', 'POST']) await api(srv.url, method, p, method === 'POST' ? { body: {} } : {});
+  }
+  for (const e of notValidated()) {
+    t.diagnostic(`not in docs/openapi.json yet (not validated): ${e.method} ${e.path} -> ${e.status}`);
+  }
+});
+
+test('GET /llms.txt: llmstxt.org format, and every link it gives resolves', async () => {
+  const res = await api(srv.url, 'GET', '/llms.txt');
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^text\/plain/);
+  const text = res.text;
+  const lines = text.split('\n');
+  assert.match(lines[0], /^# \S/, 'starts with an H1 naming the project');
+  const firstContent = lines.slice(1).find((l) => l.trim() !== '');
+  assert.match(firstContent, /^> /, 'the H1 is followed by a blockquote summary');
+  assert.ok(!/^#{3,} /m.test(text), 'only H1 and H2 headings');
+  const h2 = [...text.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
+  assert.ok(h2.length >= 2, 'H2 sections of links');
+  assert.equal(h2.at(-1), 'Optional', 'the "Optional" section comes last');
+  // Within the H2 sections every non-empty line is one link item: "- [name](url): note".
+  const sections = text.slice(text.indexOf('\n## ')).split(/^## .+$/m).slice(1);
+  for (const [i, body] of sections.entries()) {
+    for (const line of body.split('\n').filter((l) => l.trim() !== '')) {
+      assert.match(line, /^- \[[^\]]+\]\([^)\s]+\)(: .+)?$/, `section "${h2[i]}": not a link item: ${line}`);
+    }
+  }
+  // The conventions an agent needs are spelled out.
+  for (const needle of ['Idempotency-Key', 'Retry-After', '429', '503', 'request_id', 'remediation', '/openapi.json']) {
+    assert.ok(text.includes(needle), `llms.txt mentions ${needle}`);
+  }
+  // Every link is relative to the server root and answers 200 (api() validates the answer).
+  const links = [...new Set([...text.matchAll(/\]\((\/[^)\s]*)\)/g)].map((m) => m[1]))];
+  assert.ok(links.length >= 5);
+  for (const link of links) {
+    const r = await api(srv.url, 'GET', link.split('#')[0]);
+    assert.equal(r.status, 200, `${link} answers ${r.status}`);
+  }
+});
+
+// ---- the validator itself -------------------------------------------------------------------
+
+test('validateResponse catches mismatches', () => {
+  const json = 'application/json';
+  const rid = { 'x-request-id': 'req_abcdefghijk' };
+  const health = JSON.stringify({ status: 'ok', version: '0.1.0', timestamp: '2026-05-03T09:00:00Z' });
+  assert.equal(validateResponse('GET', '/health', 200, json, health, rid).operation, 'GET /health');
+  assert.equal(validateResponse('GET', '/agent/ap_0123456789abcdef?x=1', 401, json, JSON.stringify({
+    error: 'unauthorized', message: 'm', docs: 'http://h/docs/errors#unauthorized', remediation: 'r', request_id: 'req_1',
+  }), rid).operation, 'GET /agent/{agent_id}');
+  assert.deepEqual(matchTemplate('/agent/register'), ['/agent/register', '/agent/{agent_id}']);
+
+  const throwsLike = (fn, re) => assert.throws(fn, re);
+  // Extra field, wrong type, missing field.
+  throwsLike(() => validateResponse('GET', '/health', 200, json, JSON.stringify({ ...JSON.parse(health), extra: 1 }), rid),
+    /additional properties/);
+  throwsLike(() => validateResponse('GET', '/stats', 200, json, JSON.stringify({
+    agents_registered: '1', permissions_granted: 0, checks_today: 0, checks_total: 0 }), rid), /must be integer/);
+  throwsLike(() => validateResponse('GET', '/health', 200, json, '{"status":"ok"}', rid), /required property/);
+  // Undocumented status, content type; an error code that does not belong to the status.
+  throwsLike(() => validateResponse('GET', '/health', 418, json, '{}', rid), /status 418 is not documented/);
+  throwsLike(() => validateResponse('GET', '/health', 200, 'text/html', '<p>', rid), /content type text\/html is not documented/);
+  throwsLike(() => validateResponse('GET', '/health', 401, json, JSON.stringify({
+    error: 'agent_not_found', message: 'm', docs: 'http://h/docs/errors#agent_not_found', remediation: 'r', request_id: 'req_1',
+  }), rid), /allowed values/);
+  // Headers: a required one missing, a declared one malformed, a tracked one undeclared.
+  throwsLike(() => validateResponse('GET', '/health', 200, json, health, {}), /X-Request-Id is missing/);
+  throwsLike(() => validateResponse('POST', '/agent/register', 429, json, JSON.stringify({
+    error: 'rate_limited', message: 'm', docs: 'http://h/docs/errors#rate_limited', remediation: 'r', request_id: 'req_1',
+  }), { ...rid, 'retry-after': 'soon' }), /Retry-After/);
+  throwsLike(() => validateResponse('GET', '/health', 200, json, health, { ...rid, 'retry-after': '1' }), /does not declare/);
+  // Unknown paths: 404 not_found is fine; anything else is an undocumented endpoint, except
+  // under /v1/ and /mcp, where it is recorded and not validated.
+  const notFound = JSON.stringify({
+    error: 'not_found', message: 'No such path: /nope', docs: 'http://h/docs/errors#not_found', remediation: 'r', request_id: 'req_1',
+  });
+  assert.equal(validateResponse('GET', '/nope', 404, json, notFound, rid).validated, true);
+  throwsLike(() => validateResponse('GET', '/integrations', 200, json, '[]', rid), /matches no path/);
+  const before = notValidated().length;
+  assert.equal(validateResponse('GET', '/v1/zz-validator-self-test', 200, json, '{}', rid).validated, false);
+  assert.equal(notValidated().length, before + 1);
+  forgetNotValidated('/v1/zz-validator-self-test');
+  // 405: the Allow header must match the documented methods.
+  const notAllowed = JSON.stringify({
+    error: 'method_not_allowed', message: 'm', docs: 'http://h/docs/errors#method_not_allowed', remediation: 'r', request_id: 'req_1',
+  });
+  assert.equal(validateResponse('PUT', '/health', 405, json, notAllowed, { ...rid, allow: 'GET, HEAD, OPTIONS' }).validated, true);
+  throwsLike(() => validateResponse('PUT', '/health', 405, json, notAllowed, { ...rid, allow: 'GET, HEAD, POST, OPTIONS' }),
+    /Allow lists/);
+  throwsLike(() => validateResponse('DELETE', '/health', 200, json, '{}', rid), /no DELETE operation/);
+  // OPTIONS preflight.
+  assert.equal(validateResponse('OPTIONS', '/anything', 204, '', '', rid).validated, true);
+});
