@@ -43,7 +43,10 @@ bool ValidEmail(std::string_view e) {
     return false;
   }
   std::string_view local = e.substr(0, at), domain = e.substr(at + 1);
-  if (local.size() > 64 || local.front() == '.' || local.back() == '.') return false;
+  if (local.size() > 64 || local.front() == '.' || local.back() == '.' ||
+      local.find("..") != std::string_view::npos) {
+    return false;
+  }
   for (unsigned char c : local) {
     if (c <= 0x20 || c >= 0x7f || c == '"' || c == '(' || c == ')' || c == ',' || c == ':' ||
         c == ';' || c == '<' || c == '>' || c == '[' || c == ']' || c == '\\') {

@@ -220,8 +220,11 @@ void Service::AddRoute(http::Router& router, const RouteSpec& spec) {
                http::Response r;
                if (!who.ok()) {
                  r = Fail(req, who.take_error());
+               } else if (call.who = std::move(*who);
+                          call.who.kind == ActorKind::kApiToken && spec.ability != 0 &&
+                          !call.who.Has(static_cast<Ability>(spec.ability))) {
+                 r = Fail(req, MissingAbility(req, spec));
                } else {
-                 call.who = std::move(*who);
                  if (spec.idempotent) {
                    r = RunIdempotent(req, [&] { return (this->*spec.handler)(req, call); });
                  } else {
@@ -242,6 +245,10 @@ Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& s
   std::int64_t now = clock_.NowMs();
   if (bearer.substr(0, kTokenPrefix.size()) == kTokenPrefix) {
     auto token = tokens_.Find(crypto::Sha256(bearer), now);
+    if (!token && spec.access == Access::kOpen && spec.ability == 0) {
+      // Open routes need no credential: a stale token (say, on a health probe) is ignored.
+      return who;
+    }
     if (!token) {
       return MakeError(Code::kUnauthorized, "The access token is invalid, expired or revoked",
                        "Mint a new token with POST /v1/tokens (or 'agentgate token create') "
@@ -250,17 +257,6 @@ Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& s
     if (spec.access == Access::kSession) {
       return MakeError(Code::kUnauthorized, "This endpoint needs a session cookie",
                        "Access tokens are revoked with DELETE /v1/tokens/:id instead.");
-    }
-    if (spec.ability != 0 && (token->abilities.bits & spec.ability) == 0) {
-      std::string_view needed = AbilityName(static_cast<Ability>(spec.ability));
-      return MakeError(Code::kTokenMissingAbility,
-                       "This access token lacks the ability '" + std::string(needed) +
-                           "' needed for " + std::string(http::MethodName(req.method)) + " " +
-                           std::string(spec.pattern),
-                       "Mint a token that includes it: POST /v1/tokens with {\"name\": \"...\", "
-                       "\"abilities\": [\"" + std::string(needed) +
-                           "\"]}, or 'agentgate token create --name NAME --ability " +
-                           std::string(needed) + "'.");
     }
     tokens_.Touch(token->id, now);
     who.kind = ActorKind::kApiToken;
@@ -309,6 +305,16 @@ Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& s
     }
   }
   return who;
+}
+
+Error Service::MissingAbility(const http::Request& req, const RouteSpec& spec) const {
+  std::string needed(AbilityName(static_cast<Ability>(spec.ability)));
+  return MakeError(Code::kTokenMissingAbility,
+                   "This access token lacks the ability '" + needed + "' needed for " +
+                       std::string(http::MethodName(req.method)) + " " + std::string(spec.pattern),
+                   "Mint a token that includes it: POST /v1/tokens with {\"name\": \"...\", "
+                   "\"abilities\": [\"" + needed +
+                       "\"]}, or 'agentgate token create --name NAME --ability " + needed + "'.");
 }
 
 store::ActivityEvent Service::EventOf(const http::Request& req, const Call& call, int status,

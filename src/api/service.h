@@ -124,6 +124,7 @@ class Service {
   void AddRoute(http::Router& router, const RouteSpec& spec);
   // Resolves the caller of a request for a route; an error when the route refuses it.
   Result<Principal> Identify(const http::Request& req, const RouteSpec& spec);
+  Error MissingAbility(const http::Request& req, const RouteSpec& spec) const;
 
   // Handlers: AgentPass.
   http::Response Register(http::Request& req, Call& call);

@@ -443,3 +443,15 @@ test('after all of it the server is alive and healthy', async () => {
   const chk = await api(srv.url, 'GET', `/permission/check?agent_id=${B.agent_id}&action=still_works`, { bearer: B.secret });
   assert.equal(chk.json.allowed, true);
 });
+
+test('addresses with consecutive dots are refused', async () => {
+  const s = await startServer({ args: ['--no-rate-limits'] });
+  try {
+    for (const developer_email of ['a..b@example.com', '.a@example.com', 'a.@example.com']) {
+      const res = await api(s.url, 'POST', '/agent/register', { body: { name: 'n', developer_email } });
+      expectError(res, 400, 'invalid_email');
+    }
+  } finally {
+    await s.stop();
+  }
+});

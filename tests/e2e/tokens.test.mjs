@@ -232,3 +232,14 @@ test('tokens survive a restart; revoked ones stay revoked; plaintext is never on
     await s.stop();
   }
 });
+
+test('open endpoints ignore a stale token; closed ones refuse it', async () => {
+  const stale = 'agt_' + 'x'.repeat(43);
+  assert.equal((await api(srv.url, 'GET', '/health', { bearer: stale })).status, 200);
+  assert.equal((await api(srv.url, 'GET', '/stats', { bearer: stale })).status, 200);
+  expectError(await api(srv.url, 'GET', '/permissions', { bearer: stale }), 401, 'unauthorized');
+  // Registering with a token is held to the token's abilities, as everywhere.
+  expectError(await api(srv.url, 'POST', '/agent/register', {
+    bearer: stale, body: { name: 'x', developer_email: 'dev@example.com' },
+  }), 401, 'unauthorized');
+});
