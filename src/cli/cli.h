@@ -6,7 +6,9 @@
 // check that was denied); 2 a usage error (unknown command or flag, missing or malformed
 // argument). No exception escapes. It initialises libcurl itself and must be called from the
 // main thread, once at a time. It never prints a credential it was given; the only secrets it
-// prints are the agent secret `agent register` returns and the session `auth verify` obtains.
+// prints are those the server shows once: the agent secret of `agent register`, the session of
+// `auth verify`, the token of `token create`, and the signing secret of `webhook create` and
+// `webhook rotate-secret`.
 #pragma once
 
 namespace agentgate::cli {
