@@ -198,7 +198,7 @@ http::Response Service::CreateToken(http::Request& req, Call& call) {
   store::Effects effects;
   effects.activity.push_back(EventOf(req, call, 201));
   json::object shown = TokenJson(t, now);
-  effects.events.push_back(EventFor("token.created", shown, {who.user_id}));
+  AddEvent(effects, "token.created", shown, {who.user_id});
   if (Status s = store_.InsertApiToken(t, effects); !s.ok()) return Fail(req, s.take_error());
   call.recorded = true;
   NotifyWebhooks();
@@ -261,7 +261,7 @@ http::Response Service::RevokeToken(http::Request& req, Call& call) {
     t.revoked_at_ms = now;
     store::Effects effects;
     effects.activity.push_back(EventOf(req, call, 200));
-    effects.events.push_back(EventFor("token.revoked", TokenJson(t, now), {t.user_id}));
+    AddEvent(effects, "token.revoked", TokenJson(t, now), {t.user_id});
     auto revoked = store_.RevokeApiToken(id, now, effects);
     if (!revoked.ok()) return Fail(req, revoked.take_error());
     if (*revoked) {

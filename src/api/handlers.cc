@@ -261,8 +261,8 @@ http::Response Service::Register(http::Request& req, Call& call) {
   data["name"] = agent.name;
   data["developer_email"] = agent.developer_email;
   data["created_at"] = FormatIso8601(now);
-  effects.events.push_back(
-      EventFor("agent.registered", std::move(data), {call.who.user_id}, {agent.developer_email}));
+  AddEvent(effects, "agent.registered", std::move(data), {call.who.user_id},
+           {agent.developer_email});
   Status s = store_.InsertAgent(agent, effects);
   if (!s.ok()) return Fail(req, s.take_error());
   call.recorded = true;
@@ -490,7 +490,7 @@ http::Response Service::Grant(http::Request& req, Call& call) {
   call.agent_id = g.agent_id;
   store::Effects effects;
   effects.activity.push_back(EventOf(req, call, 201));
-  effects.events.push_back(EventFor("permission.granted", GrantJson(g), {who.user_id}));
+  AddEvent(effects, "permission.granted", GrantJson(g), {who.user_id});
   if (Status s = store_.InsertGrant(g, effects); !s.ok()) return Fail(req, s.take_error());
   call.recorded = true;
   NotifyWebhooks();
@@ -585,8 +585,7 @@ http::Response Service::Revoke(http::Request& req, Call& call) {
       for (std::size_t i = 0; i < ids.size(); ++i) {
         if (ids[i] == id) granter = granters[i];
       }
-      effects.events.push_back(
-          EventFor("permission.revoked", std::move(data), {granter, user.user_id}));
+      AddEvent(effects, "permission.revoked", std::move(data), {granter, user.user_id});
     }
     return effects;
   };

@@ -96,6 +96,9 @@ Status Service::Load() {
     if (!index_.AddGrant(info)) ++skipped;
   });
   if (!s.ok()) return s;
+  auto endpoints = store_.ListWebhooks("");
+  if (!endpoints.ok()) return endpoints.take_error();
+  webhook_endpoints_.store(static_cast<int>(endpoints->size()));
   s = store_.LoadActiveApiTokens(now, [this](store::ApiTokenRecord&& t) {
     TokenInfo info;
     info.id = std::move(t.id);
@@ -353,6 +356,15 @@ void Service::RecordLater(store::ActivityEvent event) {
   pending_activity_.push_back(std::move(event));
 }
 
+void Service::AddEvent(store::Effects& effects, std::string_view type, json::object data,
+                       std::vector<std::string> user_ids, std::vector<std::string> emails) {
+  // With no endpoint anywhere there is nobody to tell: skip building and fanning out events (a
+  // grant then costs what it did before webhooks existed).
+  if (webhook_endpoints_.load(std::memory_order_relaxed) == 0) return;
+  effects.events.push_back(
+      EventFor(type, std::move(data), std::move(user_ids), std::move(emails)));
+}
+
 store::OutboundEvent Service::EventFor(std::string_view type, json::object data,
                                        std::vector<std::string> user_ids,
                                        std::vector<std::string> emails) {
@@ -431,7 +443,7 @@ void Service::EmitExpiredGrants() {
       data["action"] = g.action;
       data["granted_by"] = g.granted_by_email;
       data["expired_at"] = FormatIso8601(g.expires_at_ms.value_or(now));
-      effects.events.push_back(EventFor("permission.expired", std::move(data), {g.granted_by}));
+      AddEvent(effects, "permission.expired", std::move(data), {g.granted_by});
     }
     return effects;
   };

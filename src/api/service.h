@@ -160,7 +160,9 @@ class Service {
   // The caller's endpoint named by the path, or not_found.
   Result<store::WebhookEndpoint> OwnWebhook(const http::Request& req, const Call& call);
   void NotifyWebhooks() const {
-    if (notify_webhooks_) notify_webhooks_();
+    if (notify_webhooks_ && webhook_endpoints_.load(std::memory_order_relaxed) > 0) {
+      notify_webhooks_();
+    }
   }
 
   // Runs a write with Idempotency-Key handling: the first response to a key (per credential,
@@ -175,6 +177,9 @@ class Service {
   void RecordNow(const http::Request& req, Call& call, int status);
   // Queues the event of a call that changed nothing; written with the next flush.
   void RecordLater(store::ActivityEvent event);
+  // Adds a webhook event to effects, unless no webhook endpoint exists.
+  void AddEvent(store::Effects& effects, std::string_view type, json::object data,
+                std::vector<std::string> user_ids, std::vector<std::string> emails = {});
   // A webhook event: {type, timestamp, data}, for the people it concerns.
   store::OutboundEvent EventFor(std::string_view type, json::object data,
                                 std::vector<std::string> user_ids,
@@ -203,6 +208,7 @@ class Service {
   mail::Mailer* mailer_;  // null: links go to the log
   const crypto::Sealer* sealer_ = nullptr;
   std::function<void()> notify_webhooks_;
+  std::atomic<int> webhook_endpoints_{0};  // how many exist, so events cost nothing without any
 
   authz::PermissionIndex index_;
   TokenTable tokens_;

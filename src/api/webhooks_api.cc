@@ -201,6 +201,7 @@ http::Response Service::CreateWebhook(http::Request& req, Call& call) {
   store::Effects effects;
   effects.activity.push_back(EventOf(req, call, 201));
   if (Status s = store_.InsertWebhook(e, effects); !s.ok()) return Fail(req, s.take_error());
+  webhook_endpoints_.fetch_add(1, std::memory_order_relaxed);
   call.recorded = true;
   json::object out = EndpointJson(e, now);
   out["secret"] = secret;
@@ -296,6 +297,7 @@ http::Response Service::DeleteWebhook(http::Request& req, Call& call) {
   if (!*deleted) {
     return Fail(req, MakeError(Code::kNotFound, "No webhook endpoint with id " + e->id));
   }
+  webhook_endpoints_.fetch_sub(1, std::memory_order_relaxed);
   call.recorded = true;
   json::object out;
   out["id"] = e->id;

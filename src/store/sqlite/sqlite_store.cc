@@ -375,6 +375,9 @@ constexpr std::string_view kSelectDue =
     "FROM webhook_messages AS m JOIN webhook_endpoints AS e ON e.id = m.endpoint_id "
     "WHERE m.status = 'pending' AND m.next_attempt_at <= ?1 AND m.leased_until <= ?1 "
     "AND e.status = 'enabled' ORDER BY m.next_attempt_at, m.id LIMIT ?2";
+constexpr std::string_view kAnyDue =
+    "SELECT 1 FROM webhook_messages WHERE status = 'pending' AND next_attempt_at <= ?1 "
+    "AND leased_until <= ?1 LIMIT 1";
 constexpr std::string_view kLeaseMessage =
     "UPDATE webhook_messages SET leased_until = ?2 WHERE id = ?1";
 constexpr std::string_view kInsertAttempt =
@@ -1747,6 +1750,19 @@ Status SqliteStore::EnqueueWebhookMessage(const std::string& endpoint_id,
 Result<std::vector<DueWebhookMessage>> SqliteStore::ClaimDueWebhookMessages(
     std::int64_t now_ms, std::int64_t lease_until_ms, int limit) {
   std::vector<DueWebhookMessage> out;
+  // A cheap look on a read connection first: an idle outbox costs the writer nothing.
+  bool any = false;
+  Status peek = Read("ClaimDueWebhookMessages", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kAnyDue);
+    if (!stmt) return stmt.take_error();
+    stmt->BindInt(1, now_ms);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    any = *row;
+    return Ok();
+  });
+  if (!peek) return peek.take_error();
+  if (!any) return out;
   Status s = Write("ClaimDueWebhookMessages", [&](Connection& c) -> Status {
     out.clear();
     Result<Statement> select = c.Prepare(kSelectDue);
