@@ -70,7 +70,8 @@ TEST(AccessParseAbilitiesTest, AcceptsNamesFromTheCatalogue) {
 TEST(AccessParseAbilitiesTest, DeduplicatesAndUsesCatalogueOrder) {
   ParsedAbilities parsed =
       ParseOk(R"(["token:manage","permission:check","agent:create","permission:check"])");
-  EXPECT_EQ(parsed.bits, static_cast<std::uint32_t>(kTokenManage | kPermissionCheck | kAgentCreate));
+  EXPECT_EQ(parsed.bits,
+            static_cast<std::uint32_t>(kTokenManage | kPermissionCheck | kAgentCreate));
   EXPECT_FALSE(parsed.wildcard);
   EXPECT_EQ(parsed.names, (Names{"agent:create", "permission:check", "token:manage"}));
 
@@ -138,8 +139,8 @@ TEST(AccessParseAbilitiesTest, RefusesWhatIsNotANonEmptyArrayOfStrings) {
 }
 
 TEST(AccessAbilitiesFromNamesTest, ReadsStoredNamesAndIgnoresUnknownOnes) {
-  ParsedAbilities some = AbilitiesFromNames({"permission:grant", "future:thing", "agent:view-any",
-                                             "permission:grant"});
+  ParsedAbilities some = AbilitiesFromNames(
+      {"permission:grant", "future:thing", "agent:view-any", "permission:grant"});
   EXPECT_EQ(some.bits, static_cast<std::uint32_t>(kPermissionGrant | kAgentViewAny));
   EXPECT_FALSE(some.wildcard);
   EXPECT_EQ(some.names, (Names{"agent:view-any", "permission:grant"}));

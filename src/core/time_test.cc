@@ -183,9 +183,6 @@ TEST(SystemClockTest, IsUnixMilliseconds) {
   EXPECT_GE(clock.NowMs(), now);
 }
 
-}  // namespace
-}  // namespace agentgate
-
 TEST(ParseIso8601, AcceptsRfc3339Forms) {
   EXPECT_EQ(*ParseIso8601("1970-01-01T00:00:00Z", "since"), 0);
   EXPECT_EQ(*ParseIso8601("2026-05-10T12:34:56Z", "since"), 1778416496000);
@@ -210,3 +207,6 @@ TEST(ParseIso8601, RefusesAnythingElse) {
     EXPECT_NE(r.error().message.find("'since'"), std::string::npos);
   }
 }
+
+}  // namespace
+}  // namespace agentgate

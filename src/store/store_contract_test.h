@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <latch>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "crypto/hash.h"
@@ -841,6 +844,1176 @@ TYPED_TEST_P(StoreContractTest, IdempotencyRaceHasOneOwner) {
   EXPECT_EQ(errors.load(), 0);
 }
 
+// --- effects, access tokens, activity and webhooks
+// ------------------------------------------------
+
+// For ASSERT_TRUE(IsOk(...)): the error message shows in the failure.
+inline ::testing::AssertionResult IsOk(const Status& s) {
+  if (s.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << s.error().message;
+}
+template <class T>
+::testing::AssertionResult IsOk(const Result<T>& r) {
+  if (r.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << r.error().message;
+}
+
+inline ::testing::AssertionResult IsConflict(const Status& s) {
+  if (s.ok()) return ::testing::AssertionFailure() << "succeeded";
+  if (s.error().code == Code::kConflict) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "not a conflict: " << s.error().message;
+}
+
+// A check by the agent itself. Positional, because GCC warns about the fields aggregate
+// initialization leaves out.
+inline CheckRecord TestCheck(const std::string& agent_id, const std::string& action, bool allowed,
+                             const std::string& reason, std::int64_t at_ms,
+                             std::int32_t latency_us) {
+  CheckRecord check;
+  check.agent_id = agent_id;
+  check.action = action;
+  check.allowed = allowed;
+  check.reason = reason;
+  check.at_ms = at_ms;
+  check.latency_us = latency_us;
+  return check;
+}
+
+inline constexpr std::int64_t kNoCursor = std::numeric_limits<std::int64_t>::max();
+
+inline ActivityEvent TestEvent(const std::string& action, std::int64_t at_ms,
+                               const std::string& target = "") {
+  ActivityEvent e;
+  e.at_ms = at_ms;
+  e.actor_kind = "session";
+  e.actor_id = "usr_ann";
+  e.user_id = "usr_ann";
+  e.action = action;
+  e.target = target.empty() ? "target:" + action : target;
+  e.agent_id = "ap_1";
+  e.outcome = "success";
+  e.status = 201;
+  e.error = "";
+  e.request_id = "req_" + action;
+  e.ip = "192.0.2.7";
+  e.user_agent = "contract-test/1";
+  e.latency_us = 42;
+  return e;
+}
+
+inline void ExpectSameEvent(const ActivityEvent& actual, const ActivityEvent& expected) {
+  EXPECT_EQ(actual.at_ms, expected.at_ms);
+  EXPECT_EQ(actual.actor_kind, expected.actor_kind);
+  EXPECT_EQ(actual.actor_id, expected.actor_id);
+  EXPECT_EQ(actual.user_id, expected.user_id);
+  EXPECT_EQ(actual.action, expected.action);
+  EXPECT_EQ(actual.target, expected.target);
+  EXPECT_EQ(actual.agent_id, expected.agent_id);
+  EXPECT_EQ(actual.outcome, expected.outcome);
+  EXPECT_EQ(actual.status, expected.status);
+  EXPECT_EQ(actual.error, expected.error);
+  EXPECT_EQ(actual.request_id, expected.request_id);
+  EXPECT_EQ(actual.ip, expected.ip);
+  EXPECT_EQ(actual.user_agent, expected.user_agent);
+  EXPECT_EQ(actual.latency_us, expected.latency_us);
+}
+
+inline OutboundEvent TestOutbound(const std::string& id, const std::string& type,
+                                  const std::string& audience_user_ids_json = "",
+                                  const std::string& audience_emails_json = "",
+                                  std::int64_t at_ms = kNow) {
+  OutboundEvent e;
+  e.id = id;
+  e.type = type;
+  e.payload_json = R"({"type":")" + type + R"(","data":{"id":")" + id + R"("}})";
+  e.at_ms = at_ms;
+  e.audience_user_ids_json = audience_user_ids_json;
+  e.audience_emails_json = audience_emails_json;
+  return e;
+}
+
+inline ApiTokenRecord TestToken(const std::string& id, const std::string& user_id,
+                                std::int64_t created_at_ms = kNow - 100,
+                                std::optional<std::int64_t> expires_at_ms = std::nullopt) {
+  ApiTokenRecord t;
+  t.id = id;
+  t.user_id = user_id;
+  t.name = "token " + id;
+  t.abilities_json = R"(["permission:check","agent:create"])";
+  t.token_hash = TestDigest("token:" + id);
+  t.token_prefix = "agt_" + id;
+  t.created_by = user_id;
+  t.created_at_ms = created_at_ms;
+  t.expires_at_ms = expires_at_ms;
+  return t;
+}
+
+// The stored fields; user_email and user_is_admin are checked where they matter.
+inline void ExpectSameToken(const ApiTokenRecord& actual, const ApiTokenRecord& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.user_id, expected.user_id);
+  EXPECT_EQ(actual.name, expected.name);
+  EXPECT_EQ(actual.abilities_json, expected.abilities_json);
+  EXPECT_EQ(actual.token_hash, expected.token_hash);
+  EXPECT_EQ(actual.token_prefix, expected.token_prefix);
+  EXPECT_EQ(actual.created_by, expected.created_by);
+  EXPECT_EQ(actual.created_at_ms, expected.created_at_ms);
+  EXPECT_EQ(actual.expires_at_ms, expected.expires_at_ms);
+  EXPECT_EQ(actual.last_used_ms, expected.last_used_ms);
+  EXPECT_EQ(actual.revoked_at_ms, expected.revoked_at_ms);
+}
+
+inline WebhookEndpoint TestWebhook(const std::string& id, const std::string& user_id,
+                                   const std::string& events_json = R"(["*"])",
+                                   const std::string& audience = "own",
+                                   std::int64_t created_at_ms = kNow - 1000) {
+  WebhookEndpoint e;
+  e.id = id;
+  e.user_id = user_id;
+  e.audience = audience;
+  e.url = "https://hooks.example.com/" + id;
+  e.description = "receives for " + id;
+  e.events_json = events_json;
+  e.secret_sealed = "sealed:" + id;
+  e.created_at_ms = created_at_ms;
+  e.updated_at_ms = created_at_ms;
+  return e;
+}
+
+inline void ExpectSameWebhook(const WebhookEndpoint& actual, const WebhookEndpoint& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.user_id, expected.user_id);
+  EXPECT_EQ(actual.audience, expected.audience);
+  EXPECT_EQ(actual.url, expected.url);
+  EXPECT_EQ(actual.description, expected.description);
+  EXPECT_EQ(actual.events_json, expected.events_json);
+  EXPECT_EQ(actual.secret_sealed, expected.secret_sealed);
+  EXPECT_EQ(actual.previous_secret_sealed, expected.previous_secret_sealed);
+  EXPECT_EQ(actual.previous_secret_until_ms, expected.previous_secret_until_ms);
+  EXPECT_EQ(actual.status, expected.status);
+  EXPECT_EQ(actual.disabled_reason, expected.disabled_reason);
+  EXPECT_EQ(actual.created_at_ms, expected.created_at_ms);
+  EXPECT_EQ(actual.updated_at_ms, expected.updated_at_ms);
+}
+
+inline ActivityFilter AnyActivity() { return ActivityFilter{}; }
+
+// The log as ListActivity gives it (newest first).
+inline std::vector<ActivityEvent> ActivityLog(Store& store, const ActivityFilter& filter) {
+  Result<std::vector<ActivityEvent>> events = store.ListActivity(filter);
+  EXPECT_TRUE(events.ok()) << events.error().message;
+  return events.ok() ? *events : std::vector<ActivityEvent>{};
+}
+
+inline std::vector<std::string> Targets(const std::vector<ActivityEvent>& events) {
+  std::vector<std::string> targets;
+  for (const ActivityEvent& e : events) targets.push_back(e.target);
+  return targets;
+}
+
+inline std::vector<std::string> Actions(const std::vector<ActivityEvent>& events) {
+  std::vector<std::string> actions;
+  for (const ActivityEvent& e : events) actions.push_back(e.action);
+  return actions;
+}
+
+inline std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// Every message of an endpoint, newest first.
+inline std::vector<WebhookMessage> Messages(Store& store, const std::string& endpoint_id) {
+  Result<std::vector<WebhookMessage>> messages =
+      store.ListWebhookMessages(endpoint_id, kNoCursor, 1000);
+  EXPECT_TRUE(messages.ok()) << messages.error().message;
+  return messages.ok() ? *messages : std::vector<WebhookMessage>{};
+}
+
+inline std::vector<std::string> MsgIds(const std::vector<WebhookMessage>& messages) {
+  std::vector<std::string> ids;
+  for (const WebhookMessage& m : messages) ids.push_back(m.msg_id);
+  return ids;
+}
+
+// The endpoint's message with this webhook-id (a default one, with a failure, if none).
+inline WebhookMessage MessageOf(Store& store, const std::string& endpoint_id,
+                                const std::string& msg_id) {
+  for (WebhookMessage& m : Messages(store, endpoint_id)) {
+    if (m.msg_id == msg_id) return m;
+  }
+  ADD_FAILURE() << "no message " << msg_id << " for " << endpoint_id;
+  return WebhookMessage{};
+}
+
+inline std::vector<WebhookAttempt> Attempts(Store& store, const std::string& endpoint_id,
+                                            std::int64_t before_id = kNoCursor, int limit = 1000) {
+  Result<std::vector<WebhookAttempt>> attempts =
+      store.ListWebhookAttempts(endpoint_id, before_id, limit);
+  EXPECT_TRUE(attempts.ok()) << attempts.error().message;
+  return attempts.ok() ? *attempts : std::vector<WebhookAttempt>{};
+}
+
+inline std::vector<DueWebhookMessage> Claim(Store& store, std::int64_t now_ms,
+                                            std::int64_t lease_until_ms, int limit = 100) {
+  Result<std::vector<DueWebhookMessage>> due =
+      store.ClaimDueWebhookMessages(now_ms, lease_until_ms, limit);
+  EXPECT_TRUE(due.ok()) << due.error().message;
+  return due.ok() ? *due : std::vector<DueWebhookMessage>{};
+}
+
+inline std::vector<std::string> MsgIds(const std::vector<DueWebhookMessage>& due) {
+  std::vector<std::string> ids;
+  for (const DueWebhookMessage& d : due) ids.push_back(d.message.msg_id);
+  return ids;
+}
+
+// An attempt at a claimed message, as a delivery worker reports it.
+inline WebhookAttempt AttemptAt(const WebhookMessage& message, int status, std::int64_t at_ms,
+                                const std::string& error = "", int attempt = 1,
+                                const std::string& trigger = "auto") {
+  WebhookAttempt a;
+  a.message_row = message.row;
+  a.endpoint_id = message.endpoint_id;
+  a.attempt = attempt;
+  a.at_ms = at_ms;
+  a.status = status;
+  a.error = error;
+  a.duration_ms = 17;
+  a.response_excerpt = "answer to " + message.msg_id;
+  a.trigger = trigger;
+  return a;
+}
+
+inline std::vector<ApiTokenRecord> ActiveTokens(Store& store, std::int64_t now_ms) {
+  std::vector<ApiTokenRecord> tokens;
+  Status s = store.LoadActiveApiTokens(
+      now_ms, [&](ApiTokenRecord&& token) { tokens.push_back(std::move(token)); });
+  EXPECT_TRUE(s.ok()) << s.error().message;
+  std::sort(tokens.begin(), tokens.end(),
+            [](const ApiTokenRecord& a, const ApiTokenRecord& b) { return a.id < b.id; });
+  return tokens;
+}
+
+inline std::vector<std::string> TokenIds(const std::vector<ApiTokenRecord>& tokens) {
+  std::vector<std::string> ids;
+  for (const ApiTokenRecord& t : tokens) ids.push_back(t.id);
+  return ids;
+}
+
+inline std::vector<std::string> TokenIds(Store& store, const std::string& user_id,
+                                         bool include_revoked) {
+  Result<std::vector<ApiTokenRecord>> tokens = store.ListApiTokens(user_id, include_revoked);
+  EXPECT_TRUE(tokens.ok()) << tokens.error().message;
+  return tokens.ok() ? TokenIds(*tokens) : std::vector<std::string>{};
+}
+
+inline std::vector<std::string> WebhookIds(Store& store, const std::string& user_id) {
+  Result<std::vector<WebhookEndpoint>> endpoints = store.ListWebhooks(user_id);
+  EXPECT_TRUE(endpoints.ok()) << endpoints.error().message;
+  std::vector<std::string> ids;
+  if (endpoints.ok()) {
+    for (const WebhookEndpoint& e : *endpoints) ids.push_back(e.id);
+  }
+  return ids;
+}
+
+// Signs in ann (the first admin), bob and carol, who own the tokens and endpoints below.
+inline ::testing::AssertionResult SignInPeople(Store& store) {
+  for (auto [email, id, admin] : {std::tuple{"ann@example.com", "usr_ann", true},
+                                  std::tuple{"bob@example.com", "usr_bob", false},
+                                  std::tuple{"carol@example.com", "usr_carol", false}}) {
+    Result<UserRecord> user = store.SignInUser(email, id, kNow - kDayMs, admin);
+    if (!user.ok()) return ::testing::AssertionFailure() << user.error().message;
+    if (user->id != id) return ::testing::AssertionFailure() << "unexpected id " << user->id;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// One activity event and one webhook event (to every "all" endpoint), named after the write.
+inline Effects EffectsNamed(const std::string& name) {
+  Effects effects;
+  effects.activity.push_back(TestEvent(name, kNow));
+  effects.events.push_back(TestOutbound("msg_" + name, name));
+  return effects;
+}
+
+TYPED_TEST_P(StoreContractTest, WritesRecordTheirEffectsOnlyWhenTheySucceed) {
+  Store& store = this->store();
+  ASSERT_TRUE(SignInPeople(store));
+  ASSERT_TRUE(IsOk(store.InsertWebhook(TestWebhook("whe_all", "usr_ann", R"(["*"])", "all"), {})));
+
+  ASSERT_TRUE(IsOk(store.InsertAgent(TestAgent("ap_1"), EffectsNamed("agent.registered"))));
+  EXPECT_TRUE(IsConflict(store.InsertAgent(TestAgent("ap_1"), EffectsNamed("dup.agent"))));
+  ASSERT_TRUE(
+      IsOk(store.InsertGrant(TestGrant("g_1", "ap_1"), EffectsNamed("permission.granted"))));
+  EXPECT_TRUE(IsConflict(store.InsertGrant(TestGrant("g_1", "ap_1"), EffectsNamed("dup.grant"))));
+  ASSERT_TRUE(
+      IsOk(store.InsertApiToken(TestToken("tok_1", "usr_ann"), EffectsNamed("token.created"))));
+  ApiTokenRecord same_id = TestToken("tok_1", "usr_bob");
+  same_id.token_hash = TestDigest("token:another");
+  EXPECT_TRUE(IsConflict(store.InsertApiToken(same_id, EffectsNamed("dup.token"))));
+
+  Result<bool> revoked = store.RevokeApiToken("tok_1", kNow, EffectsNamed("token.revoked"));
+  ASSERT_TRUE(IsOk(revoked));
+  EXPECT_TRUE(*revoked);
+  Result<bool> again = store.RevokeApiToken("tok_1", kNow + 1, EffectsNamed("dup.revoke"));
+  ASSERT_TRUE(IsOk(again));
+  EXPECT_FALSE(*again);
+  Result<bool> unknown = store.RevokeApiToken("tok_nope", kNow, EffectsNamed("unknown.revoke"));
+  ASSERT_TRUE(IsOk(unknown));
+  EXPECT_FALSE(*unknown);
+
+  using V = std::vector<std::string>;
+  std::vector<ActivityEvent> log = ActivityLog(store, AnyActivity());
+  EXPECT_EQ(Actions(log),
+            (V{"token.revoked", "token.created", "permission.granted", "agent.registered"}));
+  EXPECT_EQ(MsgIds(Messages(store, "whe_all")),
+            (V{"msg_token.revoked", "msg_token.created", "msg_permission.granted",
+               "msg_agent.registered"}));
+  // Events come back whole, with increasing sequence numbers.
+  ASSERT_EQ(log.size(), 4u);
+  ExpectSameEvent(log.back(), TestEvent("agent.registered", kNow));
+  for (std::size_t i = 1; i < log.size(); ++i) EXPECT_GT(log[i - 1].seq, log[i].seq);
+}
+
+TYPED_TEST_P(StoreContractTest, RevokeGrantsRecordsTheEffectsOfWhatItRevokedNow) {
+  Store& store = this->store();
+  this->InsertAgents({"ap_1"});
+  this->InsertGrants({TestGrant("g_1", "ap_1"), TestGrant("g_2", "ap_1"), TestGrant("g_3", "ap_1"),
+                      TestGrant("g_4", "ap_1")});
+  ASSERT_TRUE(IsOk(store.RevokeGrants({"g_1"}, kNow, "usr_ann")));
+
+  std::vector<std::vector<std::string>> calls;
+  auto effects_for = [&](const std::vector<std::string>& ids) {
+    calls.push_back(ids);
+    Effects effects;
+    for (const std::string& id : ids)
+      effects.activity.push_back(TestEvent("permission.revoke", kNow, id));
+    return effects;
+  };
+  using V = std::vector<std::string>;
+  Result<V> now = store.RevokeGrants({"g_1", "g_2", "g_missing", "g_3", "g_2"}, kNow + 1, "usr_ann",
+                                     effects_for);
+  ASSERT_TRUE(IsOk(now));
+  EXPECT_EQ(Sorted(*now), (V{"g_2", "g_3"}));
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(Sorted(calls[0]), (V{"g_2", "g_3"}));
+  EXPECT_EQ(Sorted(Targets(ActivityLog(store, AnyActivity()))), (V{"g_2", "g_3"}));
+
+  // Nothing revoked now: no call, nothing recorded.
+  Result<V> none =
+      store.RevokeGrants({"g_1", "g_2", "g_missing"}, kNow + 2, "usr_ann", effects_for);
+  ASSERT_TRUE(IsOk(none));
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(calls.size(), 1u);
+  EXPECT_EQ(ActivityLog(store, AnyActivity()).size(), 2u);
+
+  // Effects that cannot be made undo the revocation: the write and its effects are one.
+  Result<V> failed = store.RevokeGrants(
+      {"g_4"}, kNow + 3, "usr_ann", [](const V&) -> Effects { throw std::runtime_error("boom"); });
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Code::kServerError);
+  Result<std::optional<GrantRecord>> g4 = store.FindGrant("g_4");
+  ASSERT_TRUE(g4.ok() && g4->has_value());
+  EXPECT_EQ((*g4)->revoked_at_ms, std::nullopt);
+  EXPECT_EQ(ActiveGrantIds(store, kNow + 3), V{"g_4"});
+}
+
+TYPED_TEST_P(StoreContractTest, WebhookEventsFanOutBySubscriptionAndAudience) {
+  Store& store = this->store();
+  ASSERT_TRUE(SignInPeople(store));
+  WebhookEndpoint disabled = TestWebhook("whe_ann_off", "usr_ann");
+  disabled.status = "disabled";
+  disabled.disabled_reason = "paused";
+  for (const WebhookEndpoint& endpoint : {
+           TestWebhook("whe_ann_any", "usr_ann"),
+           TestWebhook("whe_ann_granted", "usr_ann", R"(["permission.granted"])"),
+           TestWebhook("whe_ann_agents", "usr_ann", R"(["agent.registered","agent.deleted"])"),
+           disabled,
+           TestWebhook("whe_bob", "usr_bob"),
+           TestWebhook("whe_carol_all", "usr_carol", R"(["permission.granted"])", "all"),
+       }) {
+    ASSERT_TRUE(IsOk(store.InsertWebhook(endpoint, {}))) << endpoint.id;
+  }
+  Effects effects;
+  effects.events = {
+      TestOutbound("msg_1", "permission.granted", R"(["usr_ann"])"),
+      TestOutbound("msg_2", "permission.granted", "", R"(["bob@example.com"])"),
+      TestOutbound("msg_3", "permission.revoked", R"(["usr_ann","usr_nobody"])"),
+      TestOutbound("msg_4", "agent.registered", R"(["usr_bob"])", R"(["ann@example.com"])"),
+      TestOutbound("msg_5", "permission.granted"),  // concerns nobody in particular
+  };
+  ASSERT_TRUE(IsOk(store.InsertAgent(TestAgent("ap_1"), effects)));
+
+  using V = std::vector<std::string>;
+  auto received = [&](const std::string& endpoint_id) {
+    return Sorted(MsgIds(Messages(store, endpoint_id)));
+  };
+  EXPECT_EQ(received("whe_ann_any"), (V{"msg_1", "msg_3", "msg_4"}));
+  EXPECT_EQ(received("whe_ann_granted"), (V{"msg_1"}));
+  EXPECT_EQ(received("whe_ann_agents"), (V{"msg_4"}));
+  EXPECT_EQ(received("whe_ann_off"), V{});
+  EXPECT_EQ(received("whe_bob"), (V{"msg_2", "msg_4"}));
+  EXPECT_EQ(received("whe_carol_all"), (V{"msg_1", "msg_2", "msg_5"}));
+
+  // A queued message carries the event whole, ready for its first attempt.
+  std::vector<WebhookMessage> granted = Messages(store, "whe_ann_granted");
+  ASSERT_EQ(granted.size(), 1u);
+  const WebhookMessage& m = granted[0];
+  EXPECT_EQ(m.endpoint_id, "whe_ann_granted");
+  EXPECT_EQ(m.event_type, "permission.granted");
+  EXPECT_EQ(m.payload, TestOutbound("msg_1", "permission.granted").payload_json);
+  EXPECT_EQ(m.created_at_ms, kNow);
+  EXPECT_EQ(m.status, "pending");
+  EXPECT_EQ(m.attempts, 0);
+  EXPECT_EQ(m.next_attempt_at_ms, kNow);
+  EXPECT_EQ(m.last_status, 0);
+  EXPECT_EQ(m.last_error, "");
+  EXPECT_EQ(m.next_trigger, "auto");
+  // One event, one webhook-id, whichever endpoint it goes to.
+  EXPECT_EQ(MessageOf(store, "whe_carol_all", "msg_1").payload, m.payload);
+}
+
+TYPED_TEST_P(StoreContractTest, AccessTokensRoundTripListAndRevoke) {
+  ASSERT_TRUE(SignInPeople(this->store()));
+  ApiTokenRecord first = TestToken("tok_1", "usr_ann", kNow - 300);
+  ApiTokenRecord second = TestToken("tok_2", "usr_ann", kNow - 200, kNow + 1000);
+  second.created_by = "tok_1";
+  second.last_used_ms = kNow - 5;
+  second.abilities_json = R"(["*"])";
+  ApiTokenRecord expiring = TestToken("tok_3", "usr_ann", kNow - 100, kNow);  // gone at kNow
+  ApiTokenRecord bobs = TestToken("tok_4", "usr_bob", kNow - 50);
+  for (const ApiTokenRecord& token : {first, second, expiring, bobs}) {
+    ASSERT_TRUE(IsOk(this->store().InsertApiToken(token, {}))) << token.id;
+  }
+  ApiTokenRecord same_hash = TestToken("tok_5", "usr_bob");
+  same_hash.token_hash = first.token_hash;
+  EXPECT_TRUE(IsConflict(this->store().InsertApiToken(same_hash, {})));
+  ApiTokenRecord same_id = TestToken("tok_1", "usr_bob");
+  same_id.token_hash = TestDigest("token:fresh");
+  EXPECT_TRUE(IsConflict(this->store().InsertApiToken(same_id, {})));
+  EXPECT_FALSE(this->store().InsertApiToken(TestToken("tok_6", "usr_nobody"), {}).ok());
+
+  using V = std::vector<std::string>;
+  auto find = [&](const std::string& id) {
+    Result<std::optional<ApiTokenRecord>> found = this->store().FindApiToken(id);
+    EXPECT_TRUE(found.ok()) << found.error().message;
+    return found.ok() ? *found : std::nullopt;
+  };
+  std::optional<ApiTokenRecord> found = find("tok_2");
+  ASSERT_TRUE(found.has_value());
+  ExpectSameToken(*found, second);
+  EXPECT_EQ(found->user_email, "ann@example.com");
+  EXPECT_TRUE(found->user_is_admin);
+  found = find("tok_4");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->user_email, "bob@example.com");
+  EXPECT_FALSE(found->user_is_admin);
+  EXPECT_FALSE(find("tok_nope").has_value());
+  EXPECT_FALSE(find("tok_5").has_value());
+
+  EXPECT_EQ(TokenIds(this->store(), "usr_ann", false), (V{"tok_3", "tok_2", "tok_1"}));
+  EXPECT_EQ(TokenIds(this->store(), "usr_bob", false), (V{"tok_4"}));
+  EXPECT_EQ(TokenIds(this->store(), "usr_nobody", true), V{});
+
+  Result<bool> revoked = this->store().RevokeApiToken("tok_1", kNow, {});
+  ASSERT_TRUE(IsOk(revoked));
+  EXPECT_TRUE(*revoked);
+  Result<bool> again = this->store().RevokeApiToken("tok_1", kNow + 1, {});
+  ASSERT_TRUE(IsOk(again));
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(TokenIds(this->store(), "usr_ann", false), (V{"tok_3", "tok_2"}));
+  EXPECT_EQ(TokenIds(this->store(), "usr_ann", true), (V{"tok_3", "tok_2", "tok_1"}));
+
+  // Active: neither revoked nor expired, with the owner.
+  std::vector<ApiTokenRecord> active = ActiveTokens(this->store(), kNow);
+  ASSERT_EQ(TokenIds(active), (V{"tok_2", "tok_4"}));
+  ExpectSameToken(active[0], second);
+  EXPECT_EQ(active[0].user_email, "ann@example.com");
+  EXPECT_TRUE(active[0].user_is_admin);
+  EXPECT_EQ(active[1].user_email, "bob@example.com");
+  EXPECT_FALSE(active[1].user_is_admin);
+  EXPECT_EQ(TokenIds(ActiveTokens(this->store(), kNow - 1)), (V{"tok_2", "tok_3", "tok_4"}));
+  EXPECT_EQ(TokenIds(ActiveTokens(this->store(), kNow + 1000)), (V{"tok_4"}));
+
+  this->Reopen();
+  found = find("tok_1");
+  ASSERT_TRUE(found.has_value());
+  first.revoked_at_ms = kNow;  // the first revocation is the one on record
+  ExpectSameToken(*found, first);
+  found = find("tok_2");
+  ASSERT_TRUE(found.has_value());
+  ExpectSameToken(*found, second);
+  EXPECT_EQ(TokenIds(ActiveTokens(this->store(), kNow)), (V{"tok_2", "tok_4"}));
+  EXPECT_EQ(TokenIds(this->store(), "usr_ann", true), (V{"tok_3", "tok_2", "tok_1"}));
+  Result<bool> after_reopen = this->store().RevokeApiToken("tok_1", kNow + 2, {});
+  ASSERT_TRUE(IsOk(after_reopen));
+  EXPECT_FALSE(*after_reopen);
+}
+
+TYPED_TEST_P(StoreContractTest, TokenLastUsedOnlyMovesForward) {
+  Store& store = this->store();
+  ASSERT_TRUE(SignInPeople(store));
+  ASSERT_TRUE(IsOk(store.InsertApiToken(TestToken("tok_1", "usr_ann"), {})));
+  auto last_used = [&]() -> std::int64_t {
+    Result<std::optional<ApiTokenRecord>> found = store.FindApiToken("tok_1");
+    EXPECT_TRUE(found.ok() && found->has_value());
+    return found.ok() && found->has_value() ? (*found)->last_used_ms : -1;
+  };
+  EXPECT_EQ(last_used(), 0);
+  Bookkeeping batch;
+  batch.token_last_used = {{"tok_1", kNow + 10}, {"tok_1", kNow + 5}, {"tok_unknown", kNow}};
+  ASSERT_TRUE(IsOk(store.FlushBookkeeping(batch)));
+  EXPECT_EQ(last_used(), kNow + 10);
+  batch.token_last_used = {{"tok_1", kNow}};
+  ASSERT_TRUE(IsOk(store.FlushBookkeeping(batch)));
+  EXPECT_EQ(last_used(), kNow + 10);
+  batch.token_last_used = {{"tok_1", kNow + 20}};
+  ASSERT_TRUE(IsOk(store.FlushBookkeeping(batch)));
+  EXPECT_EQ(last_used(), kNow + 20);
+  std::vector<ApiTokenRecord> active = ActiveTokens(store, kNow);
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].last_used_ms, kNow + 20);
+}
+
+TYPED_TEST_P(StoreContractTest, BookkeepingWritesChecksAndActivityInArrivalOrder) {
+  Store& store = this->store();
+  // Arrival (order_ns) and wall-clock time disagree on purpose: the sequence follows arrival.
+  CheckRecord by_agent = TestCheck("ap_1", "repo:read", true, "", kNow + 50, 11);
+  by_agent.order_ns = 10;
+  by_agent.request_id = "req_a";
+  by_agent.ip = "198.51.100.1";
+  by_agent.user_agent = "agent/1";
+  CheckRecord by_token = TestCheck("ap_2", "repo:write", false, "no_grant", kNow + 40, 22);
+  by_token.order_ns = 30;
+  by_token.actor_kind = "api_token";
+  by_token.actor_id = "tok_1";
+  by_token.user_id = "usr_ann";
+  CheckRecord last_check = TestCheck("ap_1", "repo:delete", false, "expired", kNow + 30, 33);
+  last_check.order_ns = 50;
+  ActivityEvent first_event = TestEvent("agent.view", kNow + 20, "e_20");
+  first_event.order_ns = 20;
+  ActivityEvent second_event = TestEvent("agent.view", kNow + 10, "e_40");
+  second_event.order_ns = 40;
+  ActivityEvent last_event = TestEvent("agent.view", kNow, "e_60");
+  last_event.order_ns = 60;
+  Bookkeeping batch;
+  batch.checks = {by_agent, by_token, last_check};
+  batch.activity = {first_event, second_event, last_event};
+  ASSERT_TRUE(IsOk(store.FlushBookkeeping(batch)));
+
+  using V = std::vector<std::string>;
+  std::vector<ActivityEvent> log = ActivityLog(store, AnyActivity());
+  EXPECT_EQ(Targets(log), (V{"e_60", "repo:delete", "e_40", "repo:write", "e_20", "repo:read"}));
+  for (std::size_t i = 1; i < log.size(); ++i) EXPECT_GT(log[i - 1].seq, log[i].seq);
+  ASSERT_EQ(log.size(), 6u);
+
+  // A check is an activity event with action permission.check; the agent is the actor unless
+  // a token asked.
+  ActivityEvent expected;
+  expected.at_ms = kNow + 50;
+  expected.actor_kind = "agent";
+  expected.actor_id = "ap_1";
+  expected.user_id = "";
+  expected.action = "permission.check";
+  expected.target = "repo:read";
+  expected.agent_id = "ap_1";
+  expected.outcome = "success";
+  expected.status = 200;
+  expected.error = "";
+  expected.request_id = "req_a";
+  expected.ip = "198.51.100.1";
+  expected.user_agent = "agent/1";
+  expected.latency_us = 11;
+  ExpectSameEvent(log[5], expected);
+  EXPECT_EQ(log[3].actor_kind, "api_token");
+  EXPECT_EQ(log[3].actor_id, "tok_1");
+  EXPECT_EQ(log[3].user_id, "usr_ann");
+  EXPECT_EQ(log[3].agent_id, "ap_2");
+  EXPECT_EQ(log[3].outcome, "denied");
+  EXPECT_EQ(log[3].error, "no_grant");
+  ExpectSameEvent(log[4], first_event);
+
+  // Appended later, so later in the log, whatever its time.
+  ASSERT_TRUE(IsOk(store.AppendActivity({})));
+  ASSERT_TRUE(IsOk(store.AppendActivity({TestEvent("token.created", kNow - 1000, "late")})));
+  log = ActivityLog(store, AnyActivity());
+  ASSERT_EQ(log.size(), 7u);
+  EXPECT_EQ(log[0].target, "late");
+  EXPECT_GT(log[0].seq, log[1].seq);
+}
+
+TYPED_TEST_P(StoreContractTest, ListActivityFiltersAndPages) {
+  Store& store = this->store();
+  auto event = [](const std::string& target, const std::string& actor_kind,
+                  const std::string& actor_id, const std::string& user_id,
+                  const std::string& action, const std::string& agent_id,
+                  const std::string& outcome, std::int64_t at_ms) {
+    ActivityEvent e = TestEvent(action, at_ms, target);
+    e.actor_kind = actor_kind;
+    e.actor_id = actor_id;
+    e.user_id = user_id;
+    e.agent_id = agent_id;
+    e.outcome = outcome;
+    return e;
+  };
+  ASSERT_TRUE(IsOk(store.AppendActivity({
+      event("e0", "session", "usr_ann", "usr_ann", "agent.register", "ap_1", "success", kNow),
+      event("e1", "api_token", "tok_1", "usr_ann", "permission.grant", "ap_1", "success",
+            kNow + 10),
+  })));
+  ASSERT_TRUE(IsOk(store.AppendActivity({
+      event("e2", "agent", "ap_2", "", "permission.check", "ap_2", "denied", kNow + 20),
+      event("e3", "session", "usr_bob", "usr_bob", "permission.grant", "ap_2", "error", kNow + 30),
+      event("e4", "anonymous", "", "", "auth.sign_in", "", "denied", kNow + 40),
+  })));
+
+  using V = std::vector<std::string>;
+  auto targets = [&](const std::function<void(ActivityFilter&)>& set) {
+    ActivityFilter filter;
+    set(filter);
+    return Targets(ActivityLog(store, filter));
+  };
+  EXPECT_EQ(targets([](ActivityFilter&) {}), (V{"e4", "e3", "e2", "e1", "e0"}));
+  EXPECT_EQ(targets([](ActivityFilter& f) { f.actor_kind = "session"; }), (V{"e3", "e0"}));
+  EXPECT_EQ(targets([](ActivityFilter& f) { f.actor_id = "tok_1"; }), (V{"e1"}));
+  EXPECT_EQ(targets([](ActivityFilter& f) { f.agent_id = "ap_2"; }), (V{"e3", "e2"}));
+  EXPECT_EQ(targets([](ActivityFilter& f) { f.action = "permission.grant"; }), (V{"e3", "e1"}));
+  EXPECT_EQ(targets([](ActivityFilter& f) { f.outcome = "denied"; }), (V{"e4", "e2"}));
+  EXPECT_EQ(targets([](ActivityFilter& f) { f.outcome = "nothing"; }), V{});
+  EXPECT_EQ(targets([](ActivityFilter& f) {
+              f.action = "permission.grant";
+              f.actor_kind = "session";
+            }),
+            (V{"e3"}));
+  // since is inclusive, until exclusive.
+  EXPECT_EQ(targets([](ActivityFilter& f) {
+              f.since_ms = kNow + 10;
+              f.until_ms = kNow + 30;
+            }),
+            (V{"e2", "e1"}));
+  EXPECT_EQ(targets([](ActivityFilter& f) { f.since_ms = kNow + 40; }), (V{"e4"}));
+  EXPECT_EQ(targets([](ActivityFilter& f) { f.until_ms = kNow + 1; }), (V{"e0"}));
+  EXPECT_EQ(targets([](ActivityFilter& f) { f.until_ms = kNow; }), V{});
+  EXPECT_EQ(targets([](ActivityFilter& f) { f.limit = 0; }), V{});
+
+  // Paging with the cursor: each page starts below the last seq of the previous one.
+  V paged;
+  std::int64_t cursor = kNoCursor;
+  int pages = 0;
+  for (; pages < 10; ++pages) {
+    ActivityFilter filter;
+    filter.limit = 2;
+    filter.before_seq = cursor;
+    std::vector<ActivityEvent> page = ActivityLog(store, filter);
+    if (page.empty()) break;
+    EXPECT_LE(page.size(), 2u);
+    for (const ActivityEvent& e : page) paged.push_back(e.target);
+    cursor = page.back().seq;
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(paged, (V{"e4", "e3", "e2", "e1", "e0"}));
+  std::vector<ActivityEvent> all = ActivityLog(store, AnyActivity());
+  ASSERT_EQ(all.size(), 5u);
+  EXPECT_EQ(targets([&](ActivityFilter& f) {
+              f.agent_id = "ap_1";
+              f.before_seq = all[3].seq;  // e1
+            }),
+            (V{"e0"}));
+}
+
+TYPED_TEST_P(StoreContractTest, ListActivityShowsPeopleWhatConcernsThem) {
+  Store& store = this->store();
+  ASSERT_TRUE(SignInPeople(store));
+  AgentRecord mine = TestAgent("ap_mine");
+  mine.developer_email = "ann@example.com";
+  ASSERT_TRUE(IsOk(store.InsertAgent(mine)));
+  this->InsertAgents({"ap_granted", "ap_other"});
+  GrantRecord by_ann = TestGrant("g_ann", "ap_granted");
+  by_ann.granted_by = "usr_ann";
+  GrantRecord by_bob = TestGrant("g_bob", "ap_other");
+  by_bob.granted_by = "usr_bob";
+  this->InsertGrants({by_ann, by_bob});
+
+  auto event = [](const std::string& target, const std::string& user_id,
+                  const std::string& agent_id) {
+    ActivityEvent e = TestEvent("something", kNow, target);
+    e.actor_kind = user_id.empty() ? (agent_id.empty() ? "anonymous" : "agent") : "session";
+    e.actor_id = user_id.empty() ? agent_id : user_id;
+    e.user_id = user_id;
+    e.agent_id = agent_id;
+    return e;
+  };
+  ASSERT_TRUE(IsOk(store.AppendActivity({
+      event("ann_own", "usr_ann", ""),
+      event("granted_agent", "", "ap_granted"),
+      event("mine_agent", "", "ap_mine"),
+      event("bob_on_granted", "usr_bob", "ap_granted"),
+      event("other_agent", "", "ap_other"),
+      event("bob_own", "usr_bob", ""),
+      event("anonymous", "", ""),
+  })));
+
+  using V = std::vector<std::string>;
+  auto visible = [&](const std::string& user_id, const std::string& email,
+                     const std::string& agent_id = "") {
+    ActivityFilter filter;
+    filter.visible_to_user_id = user_id;
+    filter.visible_to_email = email;
+    filter.agent_id = agent_id;
+    return Sorted(Targets(ActivityLog(store, filter)));
+  };
+  EXPECT_EQ(visible("usr_ann", "ann@example.com"),
+            Sorted({"ann_own", "granted_agent", "mine_agent", "bob_on_granted"}));
+  EXPECT_EQ(visible("usr_bob", "bob@example.com"),
+            Sorted({"bob_on_granted", "other_agent", "bob_own"}));
+  EXPECT_EQ(visible("usr_carol", "carol@example.com"), V{});
+  EXPECT_EQ(visible("usr_ann", "ann@example.com", "ap_other"), V{});
+  EXPECT_EQ(visible("usr_ann", "ann@example.com", "ap_mine"), V{"mine_agent"});
+  // Without the visibility fields, everything.
+  EXPECT_EQ(ActivityLog(store, AnyActivity()).size(), 7u);
+}
+
+TYPED_TEST_P(StoreContractTest, PruneDeletesOldActivity) {
+  Store& store = this->store();
+  ASSERT_TRUE(IsOk(store.AppendActivity({TestEvent("a", kNow - 2000, "old"),
+                                         TestEvent("a", kNow - 1000, "at_cutoff"),
+                                         TestEvent("a", kNow, "new")})));
+  Bookkeeping batch;
+  batch.checks = {TestCheck("ap_1", "old_check", true, "", kNow - 1001, 1),
+                  TestCheck("ap_1", "new_check", true, "", kNow - 999, 1)};
+  ASSERT_TRUE(IsOk(store.FlushBookkeeping(batch)));
+  ASSERT_TRUE(IsOk(store.Prune(kNow, kNow - 1000)));
+  EXPECT_EQ(Sorted(Targets(ActivityLog(store, AnyActivity()))),
+            Sorted({"at_cutoff", "new", "new_check"}));
+}
+
+TYPED_TEST_P(StoreContractTest, WebhookEndpointsRoundTripUpdateAndDelete) {
+  Store& store = this->store();
+  ASSERT_TRUE(SignInPeople(store));
+  WebhookEndpoint a =
+      TestWebhook("whe_a", "usr_ann", R"(["permission.granted"])", "own", kNow - 300);
+  a.previous_secret_sealed = "sealed:old";
+  a.previous_secret_until_ms = kNow + 5000;
+  WebhookEndpoint b = TestWebhook("whe_b", "usr_bob", R"(["*"])", "own", kNow - 200);
+  WebhookEndpoint c = TestWebhook("whe_c", "usr_ann", R"(["*"])", "all", kNow - 100);
+  Effects created;
+  created.activity = {TestEvent("webhook.create", kNow, "whe_a")};
+  ASSERT_TRUE(IsOk(store.InsertWebhook(a, created)));
+  ASSERT_TRUE(IsOk(store.InsertWebhook(b, {})));
+  ASSERT_TRUE(IsOk(store.InsertWebhook(c, {})));
+  EXPECT_TRUE(IsConflict(store.InsertWebhook(TestWebhook("whe_a", "usr_bob"), {})));
+
+  Result<std::optional<WebhookEndpoint>> found = store.FindWebhook("whe_a");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  ExpectSameWebhook(**found, a);
+  Result<std::optional<WebhookEndpoint>> missing = store.FindWebhook("whe_nope");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  using V = std::vector<std::string>;
+  EXPECT_EQ(WebhookIds(store, "usr_ann"), (V{"whe_a", "whe_c"}));
+  EXPECT_EQ(WebhookIds(store, ""), (V{"whe_a", "whe_b", "whe_c"}));
+  EXPECT_EQ(WebhookIds(store, "usr_nobody"), V{});
+
+  Effects first;
+  first.events = {TestOutbound("msg_1", "permission.granted", R"(["usr_ann"])")};
+  ASSERT_TRUE(IsOk(store.InsertAgent(TestAgent("ap_1"), first)));
+  EXPECT_EQ(MsgIds(Messages(store, "whe_a")), V{"msg_1"});
+
+  // An update replaces the mutable fields, and the subscriptions follow events_json.
+  WebhookEndpoint changed = a;
+  changed.url = "https://hooks.example.com/elsewhere";
+  changed.description = "moved";
+  changed.events_json = R"(["agent.registered"])";
+  changed.secret_sealed = "sealed:new";
+  changed.previous_secret_sealed = "sealed:whe_a";
+  changed.previous_secret_until_ms = kNow + 86'400'000;
+  changed.updated_at_ms = kNow;
+  Effects updated;
+  updated.activity = {TestEvent("webhook.update", kNow, "whe_a")};
+  ASSERT_TRUE(IsOk(store.UpdateWebhook(changed, updated)));
+  found = store.FindWebhook("whe_a");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  ExpectSameWebhook(**found, changed);
+  Effects second;
+  second.events = {TestOutbound("msg_2", "permission.granted", R"(["usr_ann"])"),
+                   TestOutbound("msg_3", "agent.registered", R"(["usr_ann"])")};
+  ASSERT_TRUE(IsOk(store.InsertAgent(TestAgent("ap_2"), second)));
+  EXPECT_EQ(MsgIds(Messages(store, "whe_a")), (V{"msg_3", "msg_1"}));
+
+  // Disabling fails the pending messages, and only those.
+  WebhookMessage delivered = MessageOf(store, "whe_a", "msg_3");
+  ASSERT_TRUE(IsOk(store.RecordWebhookAttempt(AttemptAt(delivered, 200, kNow + 5),
+                                              AttemptOutcome::kDelivered, 0, "")));
+  WebhookEndpoint disabled = changed;
+  disabled.status = "disabled";
+  disabled.disabled_reason = "paused by owner";
+  disabled.updated_at_ms = kNow + 10;
+  ASSERT_TRUE(IsOk(store.UpdateWebhook(disabled, {})));
+  found = store.FindWebhook("whe_a");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  ExpectSameWebhook(**found, disabled);
+  WebhookMessage failed = MessageOf(store, "whe_a", "msg_1");
+  EXPECT_EQ(failed.status, "failed");
+  EXPECT_NE(failed.last_error.find("paused by owner"), std::string::npos) << failed.last_error;
+  EXPECT_EQ(MessageOf(store, "whe_a", "msg_3").status, "delivered");
+  for (const WebhookMessage& m : Messages(store, "whe_c")) EXPECT_EQ(m.status, "pending");
+  EXPECT_EQ(Messages(store, "whe_c").size(), 3u);
+
+  // Deleting takes the endpoint's log with it.
+  Effects deleted;
+  deleted.activity = {TestEvent("webhook.delete", kNow, "whe_a")};
+  Result<bool> gone = store.DeleteWebhook("whe_a", deleted);
+  ASSERT_TRUE(IsOk(gone));
+  EXPECT_TRUE(*gone);
+  Effects not_deleted;
+  not_deleted.activity = {TestEvent("webhook.delete.again", kNow, "whe_a")};
+  Result<bool> again = store.DeleteWebhook("whe_a", not_deleted);
+  ASSERT_TRUE(IsOk(again));
+  EXPECT_FALSE(*again);
+  missing = store.FindWebhook("whe_a");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  EXPECT_EQ(WebhookIds(store, "usr_ann"), V{"whe_c"});
+  EXPECT_EQ(Messages(store, "whe_a").size(), 0u);
+  EXPECT_EQ(Attempts(store, "whe_a").size(), 0u);
+  EXPECT_EQ(Messages(store, "whe_c").size(), 3u);
+  EXPECT_EQ(Actions(ActivityLog(store, AnyActivity())),
+            (V{"webhook.delete", "webhook.update", "webhook.create"}));
+  // A new endpoint under the same id starts with an empty log.
+  ASSERT_TRUE(IsOk(store.InsertWebhook(a, {})));
+  EXPECT_EQ(Messages(store, "whe_a").size(), 0u);
+  EXPECT_EQ(Attempts(store, "whe_a").size(), 0u);
+}
+
+TYPED_TEST_P(StoreContractTest, ClaimingDueWebhookMessagesLeasesThem) {
+  Store& store = this->store();
+  ASSERT_TRUE(SignInPeople(store));
+  WebhookEndpoint on = TestWebhook("whe_on", "usr_ann", R"(["permission.granted"])");
+  WebhookEndpoint off = TestWebhook("whe_off", "usr_ann");
+  off.status = "disabled";
+  off.disabled_reason = "paused";
+  ASSERT_TRUE(IsOk(store.InsertWebhook(on, {})));
+  ASSERT_TRUE(IsOk(store.InsertWebhook(off, {})));
+  // Queued directly, whatever the endpoint subscribes to.
+  ASSERT_TRUE(IsOk(store.EnqueueWebhookMessage(
+      "whe_on", TestOutbound("msg_due", "webhook.test", "", "", kNow - 10), "test")));
+  ASSERT_TRUE(IsOk(store.EnqueueWebhookMessage(
+      "whe_on", TestOutbound("msg_later", "permission.granted", "", "", kNow + 100), "auto")));
+  ASSERT_TRUE(IsOk(store.EnqueueWebhookMessage(
+      "whe_off", TestOutbound("msg_off", "webhook.test", "", "", kNow - 10), "test")));
+
+  using V = std::vector<std::string>;
+  std::vector<DueWebhookMessage> first = Claim(store, kNow, kNow + 1000);
+  ASSERT_EQ(MsgIds(first), V{"msg_due"});
+  const WebhookMessage& m = first[0].message;
+  EXPECT_EQ(m.endpoint_id, "whe_on");
+  EXPECT_EQ(m.event_type, "webhook.test");
+  EXPECT_EQ(m.payload, TestOutbound("msg_due", "webhook.test").payload_json);
+  EXPECT_EQ(m.created_at_ms, kNow - 10);
+  EXPECT_EQ(m.status, "pending");
+  EXPECT_EQ(m.attempts, 0);
+  EXPECT_EQ(m.next_attempt_at_ms, kNow - 10);
+  EXPECT_EQ(m.next_trigger, "test");
+  ExpectSameWebhook(first[0].endpoint, on);
+
+  // Leased: nobody else takes it until the lease ends.
+  EXPECT_EQ(MsgIds(Claim(store, kNow + 1, kNow + 1001)), V{});
+  EXPECT_EQ(MsgIds(Claim(store, kNow + 100, kNow + 1100)), V{"msg_later"});
+  EXPECT_EQ(MsgIds(Claim(store, kNow + 999, kNow + 2000)), V{});
+  EXPECT_EQ(MsgIds(Claim(store, kNow + 1000, kNow + 2000)), V{"msg_due"});
+  EXPECT_EQ(MsgIds(Claim(store, kNow + 1100, kNow + 3000)), V{"msg_later"});
+
+  // Up to limit at a time.
+  std::vector<DueWebhookMessage> one = Claim(store, kNow + 5000, kNow + 6000, 1);
+  ASSERT_EQ(one.size(), 1u);
+  std::vector<DueWebhookMessage> rest = Claim(store, kNow + 5000, kNow + 6000, 10);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(Sorted({one[0].message.msg_id, rest[0].message.msg_id}), (V{"msg_due", "msg_later"}));
+
+  // The disabled endpoint's message waits until it is enabled again.
+  WebhookEndpoint enabled = off;
+  enabled.status = "enabled";
+  enabled.disabled_reason = "";
+  ASSERT_TRUE(IsOk(store.UpdateWebhook(enabled, {})));
+  EXPECT_EQ(Sorted(MsgIds(Claim(store, kNow + 6000, kNow + 7000))),
+            (V{"msg_due", "msg_later", "msg_off"}));
+}
+
+TYPED_TEST_P(StoreContractTest, RecordWebhookAttemptAppliesEachOutcome) {
+  Store& store = this->store();
+  ASSERT_TRUE(SignInPeople(store));
+  ASSERT_TRUE(IsOk(store.InsertWebhook(TestWebhook("whe_a", "usr_ann"), {})));
+  ASSERT_TRUE(IsOk(store.InsertWebhook(TestWebhook("whe_b", "usr_bob"), {})));
+  for (const char* id : {"msg_ok", "msg_retry", "msg_fail", "msg_gone"}) {
+    ASSERT_TRUE(IsOk(store.EnqueueWebhookMessage(
+        "whe_a", TestOutbound(id, "permission.granted", "", "", kNow - 10), "auto")));
+  }
+  ASSERT_TRUE(IsOk(store.EnqueueWebhookMessage(
+      "whe_a", TestOutbound("msg_waiting", "permission.granted", "", "", kNow + 50'000), "auto")));
+  ASSERT_TRUE(IsOk(store.EnqueueWebhookMessage(
+      "whe_b", TestOutbound("msg_b", "permission.granted", "", "", kNow - 10), "auto")));
+
+  using V = std::vector<std::string>;
+  std::vector<DueWebhookMessage> claimed = Claim(store, kNow, kNow + 60'000);
+  ASSERT_EQ(Sorted(MsgIds(claimed)), (V{"msg_b", "msg_fail", "msg_gone", "msg_ok", "msg_retry"}));
+  auto claimed_message = [&](const std::string& msg_id) {
+    for (const DueWebhookMessage& due : claimed) {
+      if (due.message.msg_id == msg_id) return due.message;
+    }
+    return WebhookMessage{};
+  };
+
+  ASSERT_TRUE(IsOk(store.RecordWebhookAttempt(AttemptAt(claimed_message("msg_ok"), 200, kNow + 1),
+                                              AttemptOutcome::kDelivered, 0, "")));
+  ASSERT_TRUE(IsOk(
+      store.RecordWebhookAttempt(AttemptAt(claimed_message("msg_retry"), 503, kNow + 2, "HTTP 503"),
+                                 AttemptOutcome::kRetry, kNow + 5000, "")));
+  ASSERT_TRUE(IsOk(
+      store.RecordWebhookAttempt(AttemptAt(claimed_message("msg_fail"), 0, kNow + 3, "timeout"),
+                                 AttemptOutcome::kFailed, 0, "")));
+
+  WebhookMessage ok = MessageOf(store, "whe_a", "msg_ok");
+  EXPECT_EQ(ok.status, "delivered");
+  EXPECT_EQ(ok.attempts, 1);
+  EXPECT_EQ(ok.last_status, 200);
+  EXPECT_EQ(ok.last_error, "");
+  WebhookMessage retry = MessageOf(store, "whe_a", "msg_retry");
+  EXPECT_EQ(retry.status, "pending");
+  EXPECT_EQ(retry.attempts, 1);
+  EXPECT_EQ(retry.next_attempt_at_ms, kNow + 5000);
+  EXPECT_EQ(retry.last_status, 503);
+  EXPECT_EQ(retry.last_error, "HTTP 503");
+  EXPECT_EQ(retry.next_trigger, "auto");
+  WebhookMessage fail = MessageOf(store, "whe_a", "msg_fail");
+  EXPECT_EQ(fail.status, "failed");
+  EXPECT_EQ(fail.attempts, 1);
+  EXPECT_EQ(fail.last_status, 0);
+  EXPECT_EQ(fail.last_error, "timeout");
+
+  // A retry is due at its time, not when the claim's lease would have ended.
+  EXPECT_EQ(MsgIds(Claim(store, kNow + 4999, kNow + 70'000)), V{});
+  std::vector<DueWebhookMessage> retried = Claim(store, kNow + 5000, kNow + 70'000);
+  ASSERT_EQ(MsgIds(retried), V{"msg_retry"});
+  EXPECT_EQ(retried[0].message.attempts, 1);
+
+  // 410 Gone: the endpoint is disabled with the reason, and its other pending messages fail.
+  ASSERT_TRUE(IsOk(store.RecordWebhookAttempt(
+      AttemptAt(claimed_message("msg_gone"), 410, kNow + 6000, "HTTP 410"), AttemptOutcome::kGone,
+      0, "receiver answered 410 Gone")));
+  Result<std::optional<WebhookEndpoint>> endpoint = store.FindWebhook("whe_a");
+  ASSERT_TRUE(endpoint.ok() && endpoint->has_value());
+  EXPECT_EQ((*endpoint)->status, "disabled");
+  EXPECT_EQ((*endpoint)->disabled_reason, "receiver answered 410 Gone");
+  WebhookMessage gone = MessageOf(store, "whe_a", "msg_gone");
+  EXPECT_EQ(gone.status, "failed");
+  EXPECT_EQ(gone.attempts, 1);
+  EXPECT_EQ(gone.last_status, 410);
+  for (const char* id : {"msg_waiting", "msg_retry"}) {
+    WebhookMessage m = MessageOf(store, "whe_a", id);
+    EXPECT_EQ(m.status, "failed") << id;
+    EXPECT_NE(m.last_error.find("receiver answered 410 Gone"), std::string::npos)
+        << id << ": " << m.last_error;
+  }
+  EXPECT_EQ(MessageOf(store, "whe_a", "msg_ok").status, "delivered");
+  EXPECT_EQ(MessageOf(store, "whe_a", "msg_fail").last_error, "timeout");
+  WebhookMessage other = MessageOf(store, "whe_b", "msg_b");
+  EXPECT_EQ(other.status, "pending");
+  EXPECT_EQ(other.attempts, 0);
+  Result<std::optional<WebhookEndpoint>> b = store.FindWebhook("whe_b");
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ((*b)->status, "enabled");
+  EXPECT_EQ(MsgIds(Claim(store, kNow + 60'000, kNow + 80'000)), V{"msg_b"});
+
+  // The attempts log, newest first, page by page.
+  std::vector<WebhookAttempt> attempts = Attempts(store, "whe_a");
+  ASSERT_EQ(attempts.size(), 4u);
+  std::vector<std::string> attempted;
+  for (const WebhookAttempt& a : attempts) attempted.push_back(a.msg_id);
+  EXPECT_EQ(attempted, (V{"msg_gone", "msg_fail", "msg_retry", "msg_ok"}));
+  for (std::size_t i = 1; i < attempts.size(); ++i) EXPECT_GT(attempts[i - 1].id, attempts[i].id);
+  const WebhookAttempt& newest = attempts[0];
+  WebhookAttempt expected = AttemptAt(claimed_message("msg_gone"), 410, kNow + 6000, "HTTP 410");
+  EXPECT_EQ(newest.message_row, expected.message_row);
+  EXPECT_EQ(newest.event_type, "permission.granted");
+  EXPECT_EQ(newest.endpoint_id, "whe_a");
+  EXPECT_EQ(newest.attempt, 1);
+  EXPECT_EQ(newest.at_ms, kNow + 6000);
+  EXPECT_EQ(newest.status, 410);
+  EXPECT_EQ(newest.error, "HTTP 410");
+  EXPECT_EQ(newest.duration_ms, expected.duration_ms);
+  EXPECT_EQ(newest.response_excerpt, expected.response_excerpt);
+  EXPECT_EQ(newest.trigger, "auto");
+  std::vector<WebhookAttempt> page = Attempts(store, "whe_a", attempts[1].id, 1);
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0].msg_id, "msg_retry");
+  EXPECT_EQ(Attempts(store, "whe_b").size(), 0u);
+
+  // Messages page the same way.
+  Result<std::vector<WebhookMessage>> p1 = store.ListWebhookMessages("whe_a", kNoCursor, 2);
+  ASSERT_TRUE(IsOk(p1));
+  EXPECT_EQ(MsgIds(*p1), (V{"msg_waiting", "msg_gone"}));
+  Result<std::vector<WebhookMessage>> p2 = store.ListWebhookMessages("whe_a", p1->back().row, 2);
+  ASSERT_TRUE(IsOk(p2));
+  EXPECT_EQ(MsgIds(*p2), (V{"msg_fail", "msg_retry"}));
+  Result<std::vector<WebhookMessage>> p3 = store.ListWebhookMessages("whe_a", p2->back().row, 2);
+  ASSERT_TRUE(IsOk(p3));
+  EXPECT_EQ(MsgIds(*p3), V{"msg_ok"});
+}
+
+TYPED_TEST_P(StoreContractTest, ReplayQueuesAMessageAgain) {
+  Store& store = this->store();
+  ASSERT_TRUE(SignInPeople(store));
+  ASSERT_TRUE(IsOk(store.InsertWebhook(TestWebhook("whe_a", "usr_ann"), {})));
+  ASSERT_TRUE(IsOk(store.InsertWebhook(TestWebhook("whe_b", "usr_bob"), {})));
+  ASSERT_TRUE(IsOk(store.EnqueueWebhookMessage(
+      "whe_a", TestOutbound("msg_1", "permission.granted", "", "", kNow - 10), "auto")));
+  ASSERT_TRUE(IsOk(store.EnqueueWebhookMessage(
+      "whe_b", TestOutbound("msg_2", "permission.granted", "", "", kNow - 10), "auto")));
+  using V = std::vector<std::string>;
+  std::vector<DueWebhookMessage> claimed = Claim(store, kNow, kNow + 1000);
+  ASSERT_EQ(Sorted(MsgIds(claimed)), (V{"msg_1", "msg_2"}));
+  WebhookMessage first = MessageOf(store, "whe_a", "msg_1");
+  ASSERT_TRUE(IsOk(store.RecordWebhookAttempt(AttemptAt(first, 500, kNow + 1, "HTTP 500", 1),
+                                              AttemptOutcome::kFailed, 0, "")));
+
+  Result<bool> replayed = store.ReplayWebhookMessage("whe_a", "msg_1", kNow + 100);
+  ASSERT_TRUE(IsOk(replayed));
+  EXPECT_TRUE(*replayed);
+  WebhookMessage queued = MessageOf(store, "whe_a", "msg_1");
+  EXPECT_EQ(queued.status, "pending");
+  EXPECT_EQ(queued.attempts, 0);
+  EXPECT_EQ(queued.next_attempt_at_ms, kNow + 100);
+  EXPECT_EQ(queued.next_trigger, "replay");
+
+  // Unknown messages, and messages of other endpoints, are not replayed.
+  for (auto [endpoint, msg] : {std::pair{"whe_b", "msg_1"}, std::pair{"whe_a", "msg_2"},
+                               std::pair{"whe_a", "msg_nope"}, std::pair{"whe_nope", "msg_1"}}) {
+    Result<bool> r = store.ReplayWebhookMessage(endpoint, msg, kNow + 100);
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_FALSE(*r) << endpoint << " " << msg;
+  }
+  WebhookMessage untouched = MessageOf(store, "whe_b", "msg_2");
+  EXPECT_EQ(untouched.next_trigger, "auto");
+  EXPECT_EQ(untouched.next_attempt_at_ms, kNow - 10);
+
+  // It is due at the replay time, and says why it is sent.
+  EXPECT_EQ(MsgIds(Claim(store, kNow + 99, kNow + 200)), V{});
+  std::vector<DueWebhookMessage> due = Claim(store, kNow + 100, kNow + 200);
+  ASSERT_EQ(MsgIds(due), V{"msg_1"});
+  EXPECT_EQ(due[0].message.next_trigger, "replay");
+  EXPECT_EQ(due[0].message.attempts, 0);
+  ASSERT_TRUE(
+      IsOk(store.RecordWebhookAttempt(AttemptAt(due[0].message, 200, kNow + 101, "", 1, "replay"),
+                                      AttemptOutcome::kDelivered, 0, "")));
+  WebhookMessage delivered = MessageOf(store, "whe_a", "msg_1");
+  EXPECT_EQ(delivered.status, "delivered");
+  EXPECT_EQ(delivered.attempts, 1);
+  std::vector<WebhookAttempt> attempts = Attempts(store, "whe_a");
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].trigger, "replay");
+  EXPECT_EQ(attempts[1].trigger, "auto");
+}
+
+TYPED_TEST_P(StoreContractTest, PruneRemovesFinishedWebhookMessagesButNeverPendingOnes) {
+  Store& store = this->store();
+  ASSERT_TRUE(SignInPeople(store));
+  ASSERT_TRUE(IsOk(store.InsertWebhook(TestWebhook("whe_a", "usr_ann"), {})));
+  for (auto [id, at] :
+       {std::pair{"msg_old_delivered", kNow - 5000}, std::pair{"msg_old_failed", kNow - 5000},
+        std::pair{"msg_old_pending", kNow - 5000}, std::pair{"msg_new_delivered", kNow - 500}}) {
+    ASSERT_TRUE(IsOk(store.EnqueueWebhookMessage(
+        "whe_a", TestOutbound(id, "permission.granted", "", "", at), "auto")));
+  }
+  ASSERT_EQ(Claim(store, kNow - 400, kNow - 300).size(), 4u);
+  ASSERT_TRUE(IsOk(store.RecordWebhookAttempt(
+      AttemptAt(MessageOf(store, "whe_a", "msg_old_delivered"), 200, kNow - 2000),
+      AttemptOutcome::kDelivered, 0, "")));
+  ASSERT_TRUE(IsOk(store.RecordWebhookAttempt(
+      AttemptAt(MessageOf(store, "whe_a", "msg_old_failed"), 500, kNow - 2000),
+      AttemptOutcome::kFailed, 0, "")));
+  ASSERT_TRUE(IsOk(store.RecordWebhookAttempt(
+      AttemptAt(MessageOf(store, "whe_a", "msg_new_delivered"), 200, kNow),
+      AttemptOutcome::kDelivered, 0, "")));
+
+  ASSERT_TRUE(IsOk(store.Prune(kNow, kNow - 1000)));
+  using V = std::vector<std::string>;
+  EXPECT_EQ(Sorted(MsgIds(Messages(store, "whe_a"))), (V{"msg_new_delivered", "msg_old_pending"}));
+  std::vector<WebhookAttempt> attempts = Attempts(store, "whe_a");
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].msg_id, "msg_new_delivered");
+  // The pending one is still delivered.
+  EXPECT_EQ(MsgIds(Claim(store, kNow, kNow + 1000)), V{"msg_old_pending"});
+}
+
+TYPED_TEST_P(StoreContractTest, ClaimExpiredGrantsReportsEachExpiryOnce) {
+  ASSERT_TRUE(SignInPeople(this->store()));
+  ASSERT_TRUE(IsOk(this->store().InsertWebhook(
+      TestWebhook("whe_ann", "usr_ann", R"(["permission.expired"])"), {})));
+  this->InsertAgents({"ap_1"});
+  GrantRecord past = TestGrant("g_past", "ap_1", kNow - 500, kNow - 10);
+  past.granted_by = "usr_ann";
+  this->InsertGrants({
+      past,
+      TestGrant("g_now", "ap_1", kNow - 500, kNow),  // expiry is exclusive: expired at kNow
+      TestGrant("g_soon", "ap_1", kNow - 500, kNow + 10),
+      TestGrant("g_later", "ap_1", kNow - 500, kNow + 20),
+      TestGrant("g_forever", "ap_1"),
+      TestGrant("g_revoked", "ap_1", kNow - 500, kNow - 10),
+  });
+  ASSERT_TRUE(IsOk(this->store().RevokeGrants({"g_revoked"}, kNow - 100, "usr_ann")));
+
+  std::vector<std::vector<std::string>> calls;
+  auto effects_for = [&](const std::vector<GrantRecord>& expired) {
+    calls.push_back(Ids(expired));
+    Effects effects;
+    for (const GrantRecord& g : expired) {
+      effects.activity.push_back(TestEvent("permission.expire", kNow, g.id));
+      effects.events.push_back(
+          TestOutbound("msg_" + g.id, "permission.expired", R"([")" + g.granted_by + R"("])"));
+    }
+    return effects;
+  };
+  auto claim = [&](std::int64_t now_ms, int limit) {
+    Result<std::vector<GrantRecord>> expired =
+        this->store().ClaimExpiredGrants(now_ms, limit, effects_for);
+    EXPECT_TRUE(expired.ok()) << expired.error().message;
+    return expired.ok() ? *expired : std::vector<GrantRecord>{};
+  };
+
+  using V = std::vector<std::string>;
+  std::vector<GrantRecord> first = claim(kNow, 100);
+  EXPECT_EQ(Sorted(Ids(first)), (V{"g_now", "g_past"}));
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(Sorted(calls[0]), (V{"g_now", "g_past"}));
+  for (const GrantRecord& g : first) {
+    if (g.id == "g_past") ExpectSameGrant(g, past);
+  }
+  EXPECT_EQ(Sorted(Targets(ActivityLog(this->store(), AnyActivity()))), (V{"g_now", "g_past"}));
+  EXPECT_EQ(MsgIds(Messages(this->store(), "whe_ann")), V{"msg_g_past"});  // ann granted only it
+
+  // Reported once.
+  EXPECT_TRUE(claim(kNow, 100).empty());
+  EXPECT_EQ(ActivityLog(this->store(), AnyActivity()).size(), 2u);
+
+  // Up to limit at a time.
+  std::vector<GrantRecord> one = claim(kNow + 20, 1);
+  std::vector<GrantRecord> other = claim(kNow + 20, 1);
+  ASSERT_EQ(one.size(), 1u);
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(Sorted({one[0].id, other[0].id}), (V{"g_later", "g_soon"}));
+  EXPECT_TRUE(claim(kNow + 20, 1).empty());
+
+  // Claiming an expiry is not revoking.
+  EXPECT_EQ(ActiveGrantIds(this->store(), kNow - 20),
+            (V{"g_forever", "g_later", "g_now", "g_past", "g_soon"}));
+
+  this->Reopen();
+  EXPECT_TRUE(claim(kNow + 100 * kDayMs, 100).empty());
+  EXPECT_EQ(ActivityLog(this->store(), AnyActivity()).size(), 4u);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreContractTest, IdempotencyClaimsReplaysAndRejects, IdempotencyAbandonAndStaleTakeover,
     IdempotencyRaceHasOneOwner, EmptyStoreHasNothing, AgentRoundTrips, DuplicateAgentIsAnErrorValue,
@@ -851,6 +2024,14 @@ REGISTER_TYPED_TEST_SUITE_P(
     MagicLinkRaceHasOneWinner, SessionsExpireAndCanBeDeleted, BookkeepingMovesCountersAndLastSeen,
     PruneDeletesExpiredLinksAndSessions, EverythingSurvivesReopen, ConcurrentWritersAllLand,
     AFailingWriteDoesNotFailItsNeighbours, ConcurrentRevokesRevokeEachGrantOnce,
-    ReadsSeeCompletedWritesWhileOthersWrite, ExceptionsInSinksComeBackAsErrors);
+    ReadsSeeCompletedWritesWhileOthersWrite, ExceptionsInSinksComeBackAsErrors,
+    WritesRecordTheirEffectsOnlyWhenTheySucceed, RevokeGrantsRecordsTheEffectsOfWhatItRevokedNow,
+    WebhookEventsFanOutBySubscriptionAndAudience, AccessTokensRoundTripListAndRevoke,
+    TokenLastUsedOnlyMovesForward, BookkeepingWritesChecksAndActivityInArrivalOrder,
+    ListActivityFiltersAndPages, ListActivityShowsPeopleWhatConcernsThem, PruneDeletesOldActivity,
+    WebhookEndpointsRoundTripUpdateAndDelete, ClaimingDueWebhookMessagesLeasesThem,
+    RecordWebhookAttemptAppliesEachOutcome, ReplayQueuesAMessageAgain,
+    PruneRemovesFinishedWebhookMessagesButNeverPendingOnes,
+    ClaimExpiredGrantsReportsEachExpiryOnce);
 
 }  // namespace agentgate::store::contract

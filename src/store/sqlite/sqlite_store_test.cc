@@ -11,7 +11,9 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "store/store_contract_test.h"
 
@@ -120,6 +122,25 @@ class SqliteStoreTest : public ::testing::Test {
   TempDir dir_;
 };
 
+// The versions of every migration, as schema_migrations lists them.
+constexpr std::string_view kAllVersions = "1,2,3,4,5,6";
+
+// Makes the file look like one at schema version 4: undoes migrations 6 and 5 (which dropped
+// the check_records table of version 3, so it is made again, empty).
+void UndoMigrationsAfter4(RawDb& raw) {
+  raw.Exec(
+      "DROP TABLE webhook_attempts; DROP TABLE webhook_messages;"
+      "DROP TABLE webhook_subscriptions; DROP TABLE webhook_endpoints;"
+      "DROP INDEX grants_expiry_unreported; ALTER TABLE grants DROP COLUMN expiry_reported;"
+      "DROP TABLE activity; DROP TABLE api_tokens;"
+      "CREATE TABLE check_records(id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, "
+      "action TEXT NOT NULL, allowed INTEGER NOT NULL, reason TEXT NOT NULL, "
+      "at INTEGER NOT NULL, latency_us INTEGER NOT NULL) STRICT;"
+      "CREATE INDEX check_records_at ON check_records(at);"
+      "DELETE FROM schema_migrations WHERE version >= 5;");
+  EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4");
+}
+
 TEST_F(SqliteStoreTest, OpenCreatesMissingParentDirectories) {
   std::string path = dir_.path() + "/a/b/c/agentgate.db";
   std::unique_ptr<SqliteStore> store = OpenOrFail(path);
@@ -159,13 +180,13 @@ TEST_F(SqliteStoreTest, MigrationsAreRecordedOnceAndReopenIsIdempotent) {
   std::string applied_at;
   {
     RawDb raw(DbPath());
-    EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "4");
-    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4");
+    EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "6");
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), kAllVersions);
     applied_at = raw.Query("SELECT group_concat(applied_at) FROM schema_migrations");
   }
   for (int i = 0; i < 2; ++i) ASSERT_NE(OpenOrFail(DbPath()), nullptr);
   RawDb raw(DbPath());
-  EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "4");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "6");
   EXPECT_EQ(raw.Query("SELECT group_concat(applied_at) FROM schema_migrations"), applied_at);
 }
 
@@ -174,14 +195,17 @@ TEST_F(SqliteStoreTest, ReopenAppliesOnlyMissingMigrations) {
     std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store->InsertAgent(TestAgent("ap_1")).ok());
+    ASSERT_TRUE(store->InsertGrant(TestGrant("g_1", "ap_1")).ok());
   }
   std::string first_applied;
   {
-    // Make the file look like one written before migrations 3 and 4 existed.
+    // Make the file look like one written before migrations 3 and later existed.
     RawDb raw(DbPath());
+    UndoMigrationsAfter4(raw);
     raw.Exec(
         "DROP TABLE check_records; DROP TABLE counters; DROP TABLE daily_checks;"
         "DROP TABLE idempotency; DELETE FROM schema_migrations WHERE version >= 3;");
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), "1,2");
     first_applied = raw.Query("SELECT applied_at FROM schema_migrations WHERE version = 1");
   }
   std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
@@ -189,10 +213,83 @@ TEST_F(SqliteStoreTest, ReopenAppliesOnlyMissingMigrations) {
   Result<Counters> counters = store->LoadCounters(0);
   ASSERT_TRUE(counters.ok()) << counters.error().message;
   EXPECT_EQ(counters->agents_registered, 1);  // earlier tables kept their rows
+  EXPECT_EQ(counters->permissions_granted, 1);
   EXPECT_EQ(counters->checks_total, 0);
+  Result<std::optional<GrantRecord>> grant = store->FindGrant("g_1");
+  ASSERT_TRUE(grant.ok() && grant->has_value());
+  contract::ExpectSameGrant(**grant, TestGrant("g_1", "ap_1"));
+  // The tables of the later migrations exist and work.
+  ASSERT_TRUE(store->AppendActivity({contract::TestEvent("a", kNow)}).ok());
+  Result<std::vector<ActivityEvent>> activity = store->ListActivity(ActivityFilter{});
+  ASSERT_TRUE(activity.ok()) << activity.error().message;
+  EXPECT_EQ(activity->size(), 1u);
   RawDb raw(DbPath());
-  EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4");
+  EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), kAllVersions);
   EXPECT_EQ(raw.Query("SELECT applied_at FROM schema_migrations WHERE version = 1"), first_applied);
+}
+
+TEST_F(SqliteStoreTest, MigrationMovesCheckRecordsIntoActivity) {
+  using namespace std::chrono;
+  const std::int64_t wall_now =
+      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  {
+    std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->InsertAgent(TestAgent("ap_1")).ok());
+    ASSERT_TRUE(store->InsertGrant(TestGrant("g_long_expired", "ap_1", 500, 1000)).ok());
+    ASSERT_TRUE(
+        store->InsertGrant(TestGrant("g_future", "ap_1", 500, wall_now + 10 * kDayMs)).ok());
+  }
+  {
+    // A file at schema version 4, with check records in the table version 3 made.
+    RawDb raw(DbPath());
+    UndoMigrationsAfter4(raw);
+    const std::string insert =
+        "INSERT INTO check_records(agent_id, action, allowed, reason, at, latency_us) VALUES ";
+    raw.Exec(insert + "('ap_1', 'read', 1, '', " + std::to_string(kNow - 2000) + ", 11)");
+    raw.Exec(insert + "('ap_2', 'write', 0, 'no_grant', " + std::to_string(kNow - 1000) + ", 22)");
+    raw.Exec(insert + "('ap_1', 'delete', 0, 'expired', " + std::to_string(kNow - 3000) + ", 33)");
+  }
+  std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
+  ASSERT_NE(store, nullptr);
+  ActivityFilter checks;
+  checks.action = "permission.check";
+  Result<std::vector<ActivityEvent>> events = store->ListActivity(checks);
+  ASSERT_TRUE(events.ok()) << events.error().message;
+  // In the order they were recorded (by id), newest first.
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ(contract::Targets(*events), (std::vector<std::string>{"delete", "write", "read"}));
+  ActivityEvent expected;
+  expected.at_ms = kNow - 1000;
+  expected.actor_kind = "agent";
+  expected.actor_id = "ap_2";
+  expected.action = "permission.check";
+  expected.target = "write";
+  expected.agent_id = "ap_2";
+  expected.outcome = "denied";
+  expected.status = 200;
+  expected.error = "no_grant";
+  expected.latency_us = 22;
+  contract::ExpectSameEvent((*events)[1], expected);
+  EXPECT_EQ((*events)[2].outcome, "success");
+  EXPECT_EQ((*events)[2].error, "");
+  EXPECT_EQ((*events)[2].at_ms, kNow - 2000);
+  EXPECT_EQ((*events)[2].latency_us, 11);
+  {
+    RawDb raw(DbPath());
+    EXPECT_EQ(raw.Query("SELECT count(*) FROM sqlite_master WHERE name = 'check_records'"), "0");
+    EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), kAllVersions);
+  }
+  // Grants that had expired before the upgrade are not reported as newly expired.
+  std::vector<std::string> reported;
+  Result<std::vector<GrantRecord>> expired = store->ClaimExpiredGrants(
+      wall_now + 20 * kDayMs, 100, [&](const std::vector<GrantRecord>& grants) {
+        for (const GrantRecord& g : grants) reported.push_back(g.id);
+        return Effects{};
+      });
+  ASSERT_TRUE(expired.ok()) << expired.error().message;
+  EXPECT_EQ(contract::Ids(*expired), std::vector<std::string>{"g_future"});
+  EXPECT_EQ(reported, std::vector<std::string>{"g_future"});
 }
 
 TEST_F(SqliteStoreTest, OpenRefusesASchemaFromTheFuture) {
@@ -242,23 +339,66 @@ TEST_F(SqliteStoreTest, CheckRecordsAreWrittenAndPruned) {
   std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
   ASSERT_NE(store, nullptr);
   Bookkeeping batch;
-  batch.checks = {{"ap_1", "read", true, "", kNow - 2000, 11},
-                  {"ap_2", "write", false, "no_grant", kNow - 1000, 22},
-                  {"ap_3", "read", true, "", kNow, 33}};
+  batch.checks = {contract::TestCheck("ap_1", "read", true, "", kNow - 2000, 11),
+                  contract::TestCheck("ap_2", "write", false, "no_grant", kNow - 1000, 22),
+                  contract::TestCheck("ap_3", "read", true, "", kNow, 33)};
   ASSERT_TRUE(store->FlushBookkeeping(batch).ok());
   {
     RawDb raw(DbPath());
-    EXPECT_EQ(raw.Query("SELECT count(*) FROM check_records"), "3");
-    EXPECT_EQ(raw.Query("SELECT agent_id || ',' || action || ',' || allowed || ',' || reason || "
+    EXPECT_EQ(raw.Query("SELECT count(*) FROM activity WHERE action = 'permission.check'"), "3");
+    EXPECT_EQ(raw.Query("SELECT agent_id || ',' || target || ',' || outcome || ',' || error || "
                         "',' || (at - " +
                         std::to_string(kNow) +
                         ") || ',' || latency_us "
-                        "FROM check_records WHERE agent_id = 'ap_2'"),
-              "ap_2,write,0,no_grant,-1000,22");
+                        "FROM activity WHERE agent_id = 'ap_2'"),
+              "ap_2,write,denied,no_grant,-1000,22");
   }
   ASSERT_TRUE(store->Prune(kNow, kNow - 1000).ok());  // keeps records at or after the cutoff
   RawDb raw(DbPath());
-  EXPECT_EQ(raw.Query("SELECT group_concat(agent_id) FROM check_records"), "ap_2,ap_3");
+  EXPECT_EQ(raw.Query("SELECT group_concat(agent_id) FROM (SELECT agent_id FROM activity "
+                      "ORDER BY seq)"),
+            "ap_2,ap_3");
+}
+
+TEST_F(SqliteStoreTest, EffectsThatFailUndoTheirWrite) {
+  std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->SignInUser("ann@example.com", "usr_ann", kNow, true).ok());
+  ASSERT_TRUE(store->InsertWebhook(contract::TestWebhook("whe_a", "usr_ann"), {}).ok());
+  Effects effects;
+  effects.activity = {contract::TestEvent("agent.registered", kNow)};
+  effects.events = {contract::TestOutbound("msg_1", "agent.registered", "not json")};
+  Status s = store->InsertAgent(TestAgent("ap_1"), effects);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Code::kServerError) << s.error().message;
+  RawDb raw(DbPath());
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM agents"), "0");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM activity"), "0");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM webhook_messages"), "0");
+}
+
+TEST_F(SqliteStoreTest, DeletingAWebhookDeletesItsSubscriptionsMessagesAndAttempts) {
+  std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->SignInUser("ann@example.com", "usr_ann", kNow, true).ok());
+  ASSERT_TRUE(store->InsertWebhook(contract::TestWebhook("whe_a", "usr_ann"), {}).ok());
+  ASSERT_TRUE(store->InsertWebhook(contract::TestWebhook("whe_b", "usr_ann"), {}).ok());
+  for (const char* endpoint : {"whe_a", "whe_b"}) {
+    ASSERT_TRUE(contract::IsOk(store->EnqueueWebhookMessage(
+        endpoint, contract::TestOutbound("msg_1", "webhook.test"), "test")));
+  }
+  Result<std::vector<DueWebhookMessage>> due = store->ClaimDueWebhookMessages(kNow, kNow + 1, 10);
+  ASSERT_TRUE(due.ok() && due->size() == 2);
+  for (const DueWebhookMessage& d : *due) {
+    ASSERT_TRUE(contract::IsOk(store->RecordWebhookAttempt(
+        contract::AttemptAt(d.message, 500, kNow), AttemptOutcome::kRetry, kNow + 10, "")));
+  }
+  Result<bool> deleted = store->DeleteWebhook("whe_a", {});
+  ASSERT_TRUE(deleted.ok() && *deleted);
+  RawDb raw(DbPath());
+  EXPECT_EQ(raw.Query("SELECT group_concat(endpoint_id) FROM webhook_subscriptions"), "whe_b");
+  EXPECT_EQ(raw.Query("SELECT group_concat(endpoint_id) FROM webhook_messages"), "whe_b");
+  EXPECT_EQ(raw.Query("SELECT group_concat(endpoint_id) FROM webhook_attempts"), "whe_b");
 }
 
 TEST_F(SqliteStoreTest, TwoStoresOnOneFileSeeEachOther) {
