@@ -291,6 +291,7 @@ http::Response Service::AgentProfile(http::Request& req, Call& call) {
     std::string_view token = http::BearerToken(req.authorization);
     if (token.empty()) return Fail(req, MissingBearer());
     if (auto error = AgentAuthError(index_.Authenticate(agent_id, crypto::Sha256(token)))) {
+      call.who.kind = ActorKind::kAnonymous;  // not that agent: its secret did not match
       return Fail(req, std::move(*error));
     }
   }
@@ -367,6 +368,7 @@ http::Response Service::Decide(http::Request& req, Call& call, std::string_view 
     d = index_.Check(agent_id, crypto::Sha256(token), action, now, context);
   }
   if (auto error = AgentAuthError(d.auth)) {
+    if (call.who.kind == ActorKind::kAgent) call.who.kind = ActorKind::kAnonymous;
     call.agent_id = std::string(agent_id.substr(0, authz::PermissionIndex::kMaxAgentIdLength));
     call.target = std::string(action.substr(0, kMaxActionChars));
     return Fail(req, std::move(*error));
@@ -421,7 +423,7 @@ http::Response Service::Decide(http::Request& req, Call& call, std::string_view 
     record.request_id = req.request_id;
     record.order_ns = req.received_at_ns;
     record.ip = std::string(req.remote_ip);
-    record.user_agent = std::string(req.user_agent.substr(0, 256));
+    record.user_agent = std::string(req.user_agent.substr(0, 512));
     if (call.who.kind == ActorKind::kApiToken) {
       record.actor_kind = "api_token";
       record.actor_id = call.who.actor_id;

@@ -6,6 +6,7 @@
 
 #include "api/docs.h"
 #include "core/json.h"
+#include "webhooks/signature.h"
 
 namespace agentgate::api {
 
@@ -329,14 +330,14 @@ store::ActivityEvent Service::EventOf(const http::Request& req, const Call& call
   if (call.who.kind == ActorKind::kAgent && e.actor_id.empty()) e.actor_id = call.agent_id;
   e.user_id = call.who.user_id;
   e.action = std::string(call.action);
-  e.target = call.target;
-  e.agent_id = call.agent_id;
+  e.target = ValidUtf8(call.target, 256);
+  e.agent_id = ValidUtf8(call.agent_id, 64);
   e.status = status;
   e.outcome = status >= 400 ? "error" : "success";
   e.error = std::string(error);
   e.request_id = req.request_id;
   e.ip = std::string(req.remote_ip);
-  e.user_agent = std::string(req.user_agent.substr(0, 256));
+  e.user_agent = ValidUtf8(req.user_agent, 256);
   e.order_ns = req.received_at_ns;
   e.latency_us = static_cast<std::int32_t>(
       (std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -369,9 +370,7 @@ store::OutboundEvent Service::EventFor(std::string_view type, json::object data,
                                        std::vector<std::string> user_ids,
                                        std::vector<std::string> emails) {
   store::OutboundEvent e;
-  std::array<std::uint8_t, 16> id_bytes;
-  random_.Fill(id_bytes);
-  e.id = "msg_" + crypto::HexEncode(id_bytes);
+  e.id = webhooks::NewMessageId(random_);
   e.type = std::string(type);
   e.at_ms = clock_.NowMs();
   json::object payload;
@@ -396,6 +395,12 @@ Status Service::Flush() {
   store::Bookkeeping batch = check_log_.Drain();
   std::stable_sort(batch.checks.begin(), batch.checks.end(),
                    [](const auto& a, const auto& b) { return a.order_ns < b.order_ns; });
+  // Client text is made valid UTF-8 here, off the hot path, so the log always serializes.
+  for (auto& c : batch.checks) {
+    c.agent_id = ValidUtf8(c.agent_id, 64);
+    c.action = ValidUtf8(c.action, 256);
+    c.user_agent = ValidUtf8(c.user_agent, 256);
+  }
   batch.last_seen = index_.DrainLastSeen();
   batch.token_last_used = tokens_.DrainLastUsed();
   {

@@ -237,6 +237,11 @@ http::Response Service::UpdateWebhook(http::Request& req, Call& call) {
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
   for (const auto& [key, value] : *body) {
+    if ((key == "url" || key == "events" || key == "status") && value.is_null()) {
+      return Fail(req, MakeError(Code::kInvalidField,
+                                 "Field '" + std::string(key) + "' cannot be null; leave it out "
+                                 "to keep it"));
+    }
     if (key != "url" && key != "events" && key != "description" && key != "status") {
       return Fail(req, MakeError(Code::kInvalidField,
                                  "Unknown field '" + std::string(key.substr(0, 64)) +

@@ -1,9 +1,46 @@
 #include "core/json.h"
 
+#include <algorithm>
+
 #include <charconv>
 #include <cmath>
 
 namespace agentgate {
+
+std::string ValidUtf8(std::string_view s, std::size_t max_bytes) {
+  std::string out;
+  out.reserve(std::min(s.size(), max_bytes == std::string::npos ? s.size() : max_bytes));
+  auto append = [&](std::string_view piece) {
+    if (out.size() + piece.size() > max_bytes) return false;
+    out.append(piece);
+    return true;
+  };
+  std::size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    std::uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) ok = false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // No overlong forms, surrogates or code points beyond U+10FFFF.
+    if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+               (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)) {
+      ok = false;
+    }
+    if (!ok) {
+      if (!append("\xEF\xBF\xBD")) break;
+      ++i;
+      continue;
+    }
+    if (!append(s.substr(i, len))) break;
+    i += len;
+  }
+  return out;
+}
 
 Result<json::object> ParseJsonObject(std::string_view body) {
   if (body.empty()) {

@@ -10,6 +10,10 @@
 
 namespace agentgate {
 
+// s as valid UTF-8 of at most max_bytes: invalid sequences become U+FFFD, and a cut never splits
+// a character. For text that came from a client and is kept (the activity log).
+std::string ValidUtf8(std::string_view s, std::size_t max_bytes = std::string::npos);
+
 namespace json = boost::json;
 
 // Parses a request body that must be a JSON object. Empty body, broken JSON, or a non-object

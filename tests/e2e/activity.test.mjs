@@ -211,3 +211,25 @@ test('state changes are on disk before the response (SIGKILL right after)', asyn
     if (s2) await s2.stop();
   }
 });
+
+test('the log is valid UTF-8 whatever clients send, and a wrong secret is not logged as the agent', async () => {
+  const a = await registerAgent(srv.url);
+  const raw = await api(srv.url, 'GET', `/permission/check?agent_id=${a.agent_id}&action=%FFbad`,
+    { bearer: a.secret });
+  assert.equal(raw.status, 200);
+  const forged = await api(srv.url, 'GET', `/permission/check?agent_id=${a.agent_id}&action=x`,
+    { bearer: 'sk_ap_' + '0'.repeat(64) });
+  expectError(forged, 401, 'unauthorized');
+  const res = await fetch(`${srv.url}/v1/activity?agent_id=${a.agent_id}`,
+    { headers: { Cookie: `ap_session=${admin}` } });
+  const bytes = Buffer.from(await res.arrayBuffer());
+  assert.doesNotThrow(() => new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  const { data } = JSON.parse(bytes.toString('utf8'));
+  const bad = data.find((e) => e.request_id === raw.headers.get('x-request-id'));
+  assert.equal(bad.target, '\uFFFDbad');
+  const f = data.find((e) => e.request_id === forged.headers.get('x-request-id'));
+  assert.equal(f.actor_kind, 'anonymous');
+  assert.equal(f.actor_id, null);
+  assert.equal(f.agent_id, a.agent_id);
+  assert.equal(f.outcome, 'error');
+});

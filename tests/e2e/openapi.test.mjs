@@ -1,17 +1,22 @@
 // docs/openapi.json: it lints clean (Redocly CLI, offline), the binary serves it byte for byte,
 // it is OpenAPI 3.1 throughout, it matches the server's error catalogue, Idempotency-Key and
-// method lists, and the response validator that lib/server.mjs applies to every response of the
-// suite (lib/openapi.mjs) really catches mismatches.
+// method lists, its abilities and webhook event types, every webhook delivery matches its
+// `webhooks` entry, and the response validator that lib/server.mjs applies to every response of
+// the suite (lib/openapi.mjs) really catches mismatches.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Webhook } from 'standardwebhooks';
 import { startServer, api, registerAgent, signIn, uniqueEmail } from './lib/server.mjs';
+import { eventually } from './lib/expect.mjs';
 import {
-  spec, SPEC_PATH, operations, deref, validateResponse, notValidated, forgetNotValidated, matchTemplate,
+  spec, SPEC_PATH, operations, deref, validateResponse, validateWebhook, notValidated, forgetNotValidated,
+  matchTemplate,
 } from './lib/openapi.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -94,6 +99,7 @@ test('OpenAPI 3.1 throughout: no 3.0 leftovers', () => {
     }
   };
   walkAll(spec.paths, '#/paths');
+  walkAll(spec.webhooks, '#/webhooks');
   walkAll(spec.components.parameters, '#/components/parameters');
   walkAll(spec.components.headers, '#/components/headers');
   walkAll(spec.components.responses, '#/components/responses');
@@ -123,7 +129,9 @@ test('every operation: the shared statuses, X-Request-Id everywhere, the Error s
         }
         if (!deref(r.headers?.['Retry-After'] ?? {}).required) problems.push(`${name} 429: Retry-After not required`);
       }
-      if (status === '503' && !r.headers?.['Retry-After']) problems.push(`${name} 503: no Retry-After header`);
+      if (status === '503' && !deref(r.headers?.['Retry-After'] ?? {}).required) {
+        problems.push(`${name} 503: no required Retry-After header (the server always sends one)`);
+      }
     }
   }
   assert.deepEqual(problems, []);
@@ -199,17 +207,17 @@ test('every documented path lists exactly its methods (405 Allow, checked by the
   for (const p of Object.keys(spec.paths)) {
     const concrete = p.replace(/\{[^}]+\}/g, 'x');
     const documented = Object.keys(spec.paths[p]);
-    // PATCH is documented nowhere yet; api() validates the 405 and compares its Allow header
-    // with the documented methods of every template the path matches.
-    assert.ok(!documented.includes('patch'), `${p} documents PATCH: pick another probe method`);
-    const res = await api(srv.url, 'PATCH', concrete);
-    assert.equal(res.status, 405, `PATCH ${concrete}: ${res.status} ${res.text}`);
+    // PUT is documented nowhere; api() validates the 405 and compares its Allow header with the
+    // documented methods of every template the path matches.
+    assert.ok(!documented.includes('put'), `${p} documents PUT: pick another probe method`);
+    const res = await api(srv.url, 'PUT', concrete);
+    assert.equal(res.status, 405, `PUT ${concrete}: ${res.status} ${res.text}`);
   }
 });
 
-test('known endpoint paths of the design are documented (or not served); /v1 and /mcp are reported', async (t) => {
-  // Paths named in DESIGN.md. api() throws for a served path outside /v1/ and /mcp that the spec
-  // does not document; /v1/ and /mcp ones are recorded until they are documented.
+test('known endpoint paths of the design are documented (or not served); /mcp is reported', async (t) => {
+  // Paths named in DESIGN.md. api() throws for a served path other than /mcp that the spec does
+  // not document (those under /v1/ included); /mcp ones are recorded until MCP is documented.
   const candidates = ['/', '/.well-known/mcp.json', '/integrations', '/connections', '/actions', '/act',
     '/action-run-logs/x', '/action-run-logs/x/details', '/export', '/import', '/connect', '/oauth/callback',
     '/mcp', '/v1/activity', '/v1/tokens', '/v1/webhooks', '/v1/permission-requests'];
@@ -218,6 +226,80 @@ test('known endpoint paths of the design are documented (or not served); /v1 and
   }
   for (const e of notValidated()) {
     t.diagnostic(`not in docs/openapi.json yet (not validated): ${e.method} ${e.path} -> ${e.status}`);
+  }
+});
+
+test('abilities and webhook event types: the spec lists exactly the server\'s', async () => {
+  const cookie = await signIn(srv.url, uniqueEmail('catalogues'));
+  // The server names the valid values when it refuses an unknown one.
+  const tok = await api(srv.url, 'POST', '/v1/tokens', { cookie, body: { name: 'x', abilities: ['zz:nope'] } });
+  assert.equal(tok.status, 400, tok.text);
+  const abilities = tok.json.message.match(/\(valid: (.+)\)$/)?.[1]?.split(', ');
+  assert.ok(abilities, `no list of abilities in ${tok.json.message}`);
+  assert.deepEqual(spec.components.schemas.Ability.enum, abilities,
+    'components.schemas.Ability.enum must list the server\'s abilities, in its order');
+
+  const hook = await api(srv.url, 'POST', '/v1/webhooks', { cookie, body: { url: 'https://example.com/', events: ['zz.nope'] } });
+  assert.equal(hook.status, 400, hook.text);
+  const types = hook.json.message.match(/; use (.+), or "\*" for all$/)?.[1]?.split(', ');
+  assert.ok(types, `no list of event types in ${hook.json.message}`);
+  assert.deepEqual(spec.components.schemas.WebhookSubscription.items.enum, [...types, '*']);
+  assert.deepEqual(spec.components.schemas.WebhookEventType.enum, [...types, 'webhook.test']);
+  assert.deepEqual(Object.keys(spec.webhooks).sort(), [...types, 'webhook.test'].sort(),
+    'the spec\'s `webhooks` describe every event type, webhook.test included');
+});
+
+test('webhooks: every event a receiver gets matches its `webhooks` entry', async () => {
+  const deliveries = [];
+  const receiver = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      deliveries.push({ headers: req.headers, body });
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const s = await startServer({ args: ['--no-rate-limits', '--allow-private-egress', '--webhook-retry-base', '300ms'] });
+  try {
+    // The first person to sign in to a server without --admin-email is its admin, whose
+    // endpoints hear every event.
+    const cookie = await signIn(s.url, uniqueEmail('hooks'));
+    const ep = await api(s.url, 'POST', '/v1/webhooks', {
+      cookie, body: { url: `http://127.0.0.1:${receiver.address().port}/hooks`, events: ['*'] },
+    });
+    assert.equal(ep.status, 201, ep.text);
+    // One of each event: agent.registered; permission.granted (twice), one of them then
+    // permission.expired, the other permission.revoked; token.created, token.revoked; webhook.test.
+    const agent = await registerAgent(s.url);
+    const grant = (body) => api(s.url, 'POST', '/permission/grant', { cookie, body: { agent_id: agent.agent_id, ...body } });
+    const expiring = await grant({ action: 'hooks_expiring', expires_in: '1s', scope: { max_spend: 5 }, metadata: { a: 1 } });
+    assert.equal(expiring.status, 201, expiring.text);
+    const revocable = await grant({ action: 'hooks_revoked' });
+    const revoked = await api(s.url, 'POST', '/permission/revoke', { cookie, body: { permission_id: revocable.json.permission_id } });
+    assert.equal(revoked.status, 200, revoked.text);
+    const tok = await api(s.url, 'POST', '/v1/tokens', {
+      cookie, body: { name: 'hooks', abilities: ['permission:check'], expires_in: 'never' },
+    });
+    assert.equal(tok.status, 201, tok.text);
+    assert.equal((await api(s.url, 'DELETE', `/v1/tokens/${tok.json.id}`, { cookie })).status, 200);
+    assert.equal((await api(s.url, 'POST', `/v1/webhooks/${ep.json.id}/test`, { cookie })).status, 202);
+    const expected = Object.keys(spec.webhooks).sort();
+    const seen = () => [...new Set(deliveries.map((d) => JSON.parse(d.body).type))].sort();
+    await eventually(() => seen().length >= expected.length, { timeoutMs: 10000, intervalMs: 100 });
+    assert.deepEqual(seen(), expected);
+    const wh = new Webhook(ep.json.secret);
+    for (const d of deliveries) {
+      const outcome = validateWebhook(d.headers, d.body);
+      assert.equal(outcome.validated, true);
+      wh.verify(d.body, d.headers);  // the headers the spec describes are the signed ones
+    }
+  } finally {
+    await s.stop();
+    receiver.closeAllConnections?.();
+    await new Promise((resolve) => receiver.close(resolve));
   }
 });
 
@@ -276,9 +358,13 @@ test('validateResponse catches mismatches', () => {
   // Undocumented status, content type; an error code that does not belong to the status.
   throwsLike(() => validateResponse('GET', '/health', 418, json, '{}', rid), /status 418 is not documented/);
   throwsLike(() => validateResponse('GET', '/health', 200, 'text/html', '<p>', rid), /content type text\/html is not documented/);
-  throwsLike(() => validateResponse('GET', '/health', 401, json, JSON.stringify({
+  throwsLike(() => validateResponse('GET', '/v1/activity', 401, json, JSON.stringify({
     error: 'agent_not_found', message: 'm', docs: 'http://h/docs/errors#agent_not_found', remediation: 'r', request_id: 'req_1',
   }), rid), /allowed values/);
+  // An open endpoint ignores a stale access token: it never answers 401.
+  throwsLike(() => validateResponse('GET', '/health', 401, json, JSON.stringify({
+    error: 'unauthorized', message: 'm', docs: 'http://h/docs/errors#unauthorized', remediation: 'r', request_id: 'req_1',
+  }), rid), /status 401 is not documented/);
   // Headers: a required one missing, a declared one malformed, a tracked one undeclared.
   throwsLike(() => validateResponse('GET', '/health', 200, json, health, {}), /X-Request-Id is missing/);
   throwsLike(() => validateResponse('POST', '/agent/register', 429, json, JSON.stringify({
@@ -286,16 +372,21 @@ test('validateResponse catches mismatches', () => {
   }), { ...rid, 'retry-after': 'soon' }), /Retry-After/);
   throwsLike(() => validateResponse('GET', '/health', 200, json, health, { ...rid, 'retry-after': '1' }), /does not declare/);
   // Unknown paths: 404 not_found is fine; anything else is an undocumented endpoint, except
-  // under /v1/ and /mcp, where it is recorded and not validated.
+  // under /mcp, where it is recorded and not validated; /v1/ is no exception.
   const notFound = JSON.stringify({
     error: 'not_found', message: 'No such path: /nope', docs: 'http://h/docs/errors#not_found', remediation: 'r', request_id: 'req_1',
   });
   assert.equal(validateResponse('GET', '/nope', 404, json, notFound, rid).validated, true);
   throwsLike(() => validateResponse('GET', '/integrations', 200, json, '[]', rid), /matches no path/);
+  throwsLike(() => validateResponse('GET', '/v1/zz-validator-self-test', 200, json, '{}', rid), /matches no path/);
+  assert.equal(validateResponse('GET', '/v1/zz-validator-self-test', 404, json, notFound, rid).validated, true);
   const before = notValidated().length;
-  assert.equal(validateResponse('GET', '/v1/zz-validator-self-test', 200, json, '{}', rid).validated, false);
+  assert.equal(validateResponse('GET', '/mcp/zz-validator-self-test', 200, json, '{}', rid).validated, false);
   assert.equal(notValidated().length, before + 1);
-  forgetNotValidated('/v1/zz-validator-self-test');
+  forgetNotValidated('/mcp/zz-validator-self-test');
+  // A documented /v1 path: its body is checked like any other.
+  throwsLike(() => validateResponse('GET', '/v1/tokens', 200, json, JSON.stringify({ data: [{ id: 'tok_x' }] }), rid),
+    /does not match/);
   // 405: the Allow header must match the documented methods.
   const notAllowed = JSON.stringify({
     error: 'method_not_allowed', message: 'm', docs: 'http://h/docs/errors#method_not_allowed', remediation: 'r', request_id: 'req_1',
@@ -304,6 +395,30 @@ test('validateResponse catches mismatches', () => {
   throwsLike(() => validateResponse('PUT', '/health', 405, json, notAllowed, { ...rid, allow: 'GET, HEAD, POST, OPTIONS' }),
     /Allow lists/);
   throwsLike(() => validateResponse('DELETE', '/health', 200, json, '{}', rid), /no DELETE operation/);
+  throwsLike(() => validateResponse('PUT', '/v1/webhooks/whe_0123456789abcdef', 200, json, '{}', rid),
+    /no PUT operation/);
+  // 503 without its Retry-After.
+  throwsLike(() => validateResponse('GET', '/health', 503, json, JSON.stringify({
+    error: 'unavailable', message: 'm', docs: 'http://h/docs/errors#unavailable', remediation: 'r', request_id: 'req_1',
+  }), rid), /Retry-After is missing/);
   // OPTIONS preflight.
   assert.equal(validateResponse('OPTIONS', '/anything', 204, '', '', rid).validated, true);
+});
+
+test('validateWebhook catches mismatches', () => {
+  const body = JSON.stringify({ type: 'webhook.test', timestamp: '2026-11-22T10:00:00Z',
+    data: { webhook_id: 'whe_8c2d4e6f8a0b1c3d', message: 'This is a test event from agentgate.' } });
+  const headers = {
+    'content-type': 'application/json', 'webhook-id': 'msg_p5jxn7aqm2lwe4d4lokwxjekqa',
+    'webhook-timestamp': '1764151200', 'webhook-signature': `v1,${'A'.repeat(43)}=`,
+  };
+  assert.equal(validateWebhook(headers, body).event, 'webhook.test');
+  const throwsLike = (fn, re) => assert.throws(fn, re);
+  throwsLike(() => validateWebhook(headers, body.replace('webhook.test', 'webhook.nope')), /no webhooks entry/);
+  throwsLike(() => validateWebhook(headers, body.replace('"data":{', '"extra":1,"data":{')), /additional properties/);
+  throwsLike(() => validateWebhook({ ...headers, 'webhook-id': 'msg_1' }, body), /webhook-id/);
+  throwsLike(() => validateWebhook({ ...headers, 'webhook-signature': 'v2,abc' }, body), /webhook-signature/);
+  const { 'webhook-timestamp': _, ...noTimestamp } = headers;
+  throwsLike(() => validateWebhook(noTimestamp, body), /webhook-timestamp is missing/);
+  throwsLike(() => validateWebhook({ ...headers, 'content-type': 'text/plain' }, body), /content type/);
 });

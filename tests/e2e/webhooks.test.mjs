@@ -344,6 +344,10 @@ test('bad webhook requests get structured 4xx errors; others cannot see an endpo
       400, 'invalid_field');
     expectError(await api(srv.url, 'PATCH', `/v1/webhooks/${ep.id}`, { cookie: alice, body: { status: 'paused' } }),
       400, 'invalid_field');
+    for (const field of ['url', 'events', 'status']) {
+      expectError(await api(srv.url, 'PATCH', `/v1/webhooks/${ep.id}`, { cookie: alice, body: { [field]: null } }),
+        400, 'invalid_field', { messageIncludes: [field] });
+    }
     expectError(await api(srv.url, 'POST', `/v1/webhooks/${ep.id}/rotate-secret`,
       { cookie: alice, body: { overlap: '30d' } }), 400, 'invalid_field');
     expectError(await api(srv.url, 'GET', `/v1/webhooks/${ep.id}/deliveries?limit=0`, { cookie: alice }),

@@ -26,12 +26,20 @@
 //         validated against the Error schema, and its Allow header must list exactly the
 //         methods the spec documents for that path (plus HEAD with GET, and OPTIONS).
 //
-//     Endpoints not in the spec yet: a request whose path is under /v1/ or is /mcp (or under
-//     /mcp/) and that the server answers with anything but 404 `not_found` — an endpoint another
-//     engineer added but has not documented yet — is NOT validated: it is recorded (see
-//     notValidated()) and reported on stderr when the test process exits, and the test goes on.
-//     Any other undocumented endpoint (path or method) throws: every endpoint outside /v1/ and
-//     /mcp must be in docs/openapi.json before its tests can pass.
+//     Endpoints not in the spec yet: a request whose path is /mcp (or under /mcp/) and that the
+//     server answers with anything but 404 `not_found` — the MCP endpoint, which comes later — is
+//     NOT validated: it is recorded (see notValidated()) and reported on stderr when the test
+//     process exits, and the test goes on. Any other undocumented endpoint (path or method),
+//     those under /v1/ included, throws: every endpoint but /mcp must be in docs/openapi.json
+//     before its tests can pass.
+//
+// validateWebhook(headers, body) → { validated: true, event: 'permission.granted', … }
+//     Checks one delivery agentgate made to a webhook receiver against the spec's top-level
+//     `webhooks` (OpenAPI 3.1): the event type (the body's `type`) must have an entry; its header
+//     parameters (webhook-id, webhook-timestamp, webhook-signature) must be present when required
+//     and match their schemas; the content type must be one it documents, and the JSON body must
+//     match the request body schema. headers: as for validateResponse (Node's req.headers will
+//     do). body: the raw text (or a parsed value). Throws an Error saying what does not match.
 //
 // notValidated() → [{ method, path, status, count }] recorded as above.
 // forgetNotValidated(path) — drops the records of one path (for the validator's own tests).
@@ -72,9 +80,10 @@ export const spec = loadSpec();
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
-// Paths for endpoints that may exist before they are documented (see the header comment).
+// Paths for endpoints that may exist before they are documented (see the header comment): only
+// MCP, which comes later. Everything under /v1/ is documented and validated like the rest.
 function isNotYetDocumentedArea(p) {
-  return p.startsWith('/v1/') || p === '/mcp' || p.startsWith('/mcp/');
+  return p === '/mcp' || p.startsWith('/mcp/');
 }
 
 // Headers whose presence is itself part of the contract: they must be declared on a response to
@@ -206,7 +215,7 @@ process.on('exit', () => {
   const lines = [...skipped.values()].map((e) => `  ${e.method} ${e.path} -> ${e.status} (x${e.count})`);
   process.stderr.write(
     `# OpenAPI: ${skipped.size} response kind(s) from endpoints not in docs/openapi.json were NOT validated ` +
-    `(under /v1/ or /mcp; document them):\n${lines.join('\n')}\n`);
+    `(under /mcp; document them):\n${lines.join('\n')}\n`);
 });
 
 // ---- the check ------------------------------------------------------------------------------
@@ -329,7 +338,7 @@ export function validateResponse(method, pathAndQuery, status, contentType, body
     }
     if (isNotYetDocumentedArea(p)) {
       record(M, p, status);
-      return { validated: false, operation: null, note: 'not documented yet (/v1/ or /mcp)' };
+      return { validated: false, operation: null, note: 'not documented yet (/mcp)' };
     }
     throw new Error(`OpenAPI: ${what}, but ${p} matches no path of docs/openapi.json: document the endpoint ` +
       `(only 404 not_found is expected for a path that is not there)`);
@@ -361,7 +370,7 @@ export function validateResponse(method, pathAndQuery, status, contentType, body
     }
     if (isNotYetDocumentedArea(p)) {
       record(M, p, status);
-      return { validated: false, operation: null, note: 'not documented yet (/v1/ or /mcp)' };
+      return { validated: false, operation: null, note: 'not documented yet (/mcp)' };
     }
     throw new Error(`OpenAPI: ${what}, but docs/openapi.json has no ${M} operation for ${matches.join(' / ')} ` +
       `(it documents ${[...allowed].join(', ')}): document the operation`);
@@ -408,4 +417,52 @@ export function validateResponse(method, pathAndQuery, status, contentType, body
       `${describeErrors(validate.errors)}\n  body: ${JSON.stringify(json).slice(0, 800)}`);
   }
   return { validated: true, operation: opName, note: null };
+}
+
+// ---- webhooks (what receivers get) ----------------------------------------------------------
+
+export function validateWebhook(headers, body) {
+  const get = headerGetter(headers) ?? (() => null);
+  const json = parseBody(body, 'a webhook delivery');
+  const type = json?.type;
+  const what = `a ${type ?? '(typeless)'} webhook delivery`;
+  const item = typeof type === 'string' ? spec.webhooks?.[type] : undefined;
+  if (!item?.post) {
+    throw new Error(`OpenAPI: ${what}, but docs/openapi.json has no webhooks entry for it ` +
+      `(documented: ${Object.keys(spec.webhooks ?? {}).join(', ') || 'none'})`);
+  }
+  const key = `#/webhooks/${type.replace(/~/g, '~0').replace(/\//g, '~1')}/post`;
+  const op = item.post;
+  for (const raw of op.parameters ?? []) {
+    const p = deref(raw);
+    if (p.in !== 'header') continue;
+    const value = get(p.name);
+    if (value === null || value === undefined) {
+      if (p.required) throw new Error(`OpenAPI: ${what}: required header ${p.name} is missing`);
+      continue;
+    }
+    if (p.schema) {
+      const validate = validatorFor(`${key} header ${p.name}`, p.schema);
+      if (!validate(coerceHeader(value, p.schema))) {
+        throw new Error(`OpenAPI: ${what}: header ${p.name}: ${JSON.stringify(value)} does not match its schema ` +
+          `(${key} parameters): ${describeErrors(validate.errors)}`);
+      }
+    }
+  }
+  const content = deref(op.requestBody)?.content ?? {};
+  const mt = mediaTypeOf(get('content-type'));
+  const mediaKey = Object.keys(content).find((k) => k.toLowerCase() === mt);
+  if (!mediaKey) {
+    throw new Error(`OpenAPI: ${what}: content type ${get('content-type') || '(none)'} is not documented at ` +
+      `${key} requestBody (documented: ${Object.keys(content).join(', ')})`);
+  }
+  const schema = deref(content[mediaKey]).schema;
+  if (schema) {
+    const validate = validatorFor(`${key} requestBody ${mediaKey}`, schema);
+    if (!validate(json)) {
+      throw new Error(`OpenAPI: ${what}: the body does not match ${key} requestBody ${mediaKey}: ` +
+        `${describeErrors(validate.errors)}\n  body: ${JSON.stringify(json).slice(0, 800)}`);
+    }
+  }
+  return { validated: true, event: type, operation: op.operationId ?? null };
 }
