@@ -378,7 +378,7 @@ done
 CHECKS_A=$(curl -sf "http://127.0.0.1:$PORT_A/stats" | jq -r .checks_total)
 CHECKS_B=$(curl -sf "http://127.0.0.1:$PORT_B/stats" | jq -r .checks_total)
 stop_pid "$PID_A"; stop_pid "$PID_B"; stop_pid "$PID_N" QUIT
-RECORDS_A=$(sqlite3 "$WORK/http-a/agentgate.db" "SELECT count(*) FROM check_records")
+RECORDS_A=$(sqlite3 "$WORK/http-a/agentgate.db" "SELECT count(*) FROM activity WHERE action = 'permission.check'")
 rm -rf "$WORK/http-a" "$WORK/http-b"
 
 # (1b) The same A request with the load generator and the server on separate cores: wrk -t1 on

@@ -397,9 +397,9 @@ Status Service::Flush() {
                    [](const auto& a, const auto& b) { return a.order_ns < b.order_ns; });
   // Client text is made valid UTF-8 here, off the hot path, so the log always serializes.
   for (auto& c : batch.checks) {
-    c.agent_id = ValidUtf8(c.agent_id, 64);
-    c.action = ValidUtf8(c.action, 256);
-    c.user_agent = ValidUtf8(c.user_agent, 256);
+    MakeValidUtf8(c.agent_id, 64);
+    MakeValidUtf8(c.action, 256);
+    MakeValidUtf8(c.user_agent, 256);
   }
   batch.last_seen = index_.DrainLastSeen();
   batch.token_last_used = tokens_.DrainLastUsed();

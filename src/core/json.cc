@@ -7,6 +7,14 @@
 
 namespace agentgate {
 
+void MakeValidUtf8(std::string& s, std::size_t max_bytes) {
+  bool ascii = s.size() <= max_bytes &&
+               std::all_of(s.begin(), s.end(), [](char c) { return (c & 0x80) == 0; });
+  if (ascii) return;
+  std::string valid = ValidUtf8(s, max_bytes);
+  if (valid != s) s = std::move(valid);
+}
+
 std::string ValidUtf8(std::string_view s, std::size_t max_bytes) {
   std::string out;
   out.reserve(std::min(s.size(), max_bytes == std::string::npos ? s.size() : max_bytes));

@@ -13,6 +13,9 @@ namespace agentgate {
 // s as valid UTF-8 of at most max_bytes: invalid sequences become U+FFFD, and a cut never splits
 // a character. For text that came from a client and is kept (the activity log).
 std::string ValidUtf8(std::string_view s, std::size_t max_bytes = std::string::npos);
+// Applies ValidUtf8 in place, copying only when something must change (the common case is
+// valid text that fits).
+void MakeValidUtf8(std::string& s, std::size_t max_bytes);
 
 namespace json = boost::json;
 

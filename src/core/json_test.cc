@@ -24,3 +24,21 @@ TEST(ValidUtf8, CutsOnlyBetweenCharacters) {
 
 }  // namespace
 }  // namespace agentgate
+
+namespace agentgate {
+namespace {
+
+TEST(MakeValidUtf8, ChangesOnlyWhatMustChange) {
+  std::string ascii = "permission.check";
+  MakeValidUtf8(ascii, 256);
+  EXPECT_EQ(ascii, "permission.check");
+  std::string bad = "a\xff";
+  MakeValidUtf8(bad, 256);
+  EXPECT_EQ(bad, "a\xef\xbf\xbd");
+  std::string long_text(300, 'x');
+  MakeValidUtf8(long_text, 256);
+  EXPECT_EQ(long_text.size(), 256u);
+}
+
+}  // namespace
+}  // namespace agentgate
