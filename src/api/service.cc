@@ -35,18 +35,23 @@ void CheckLog::Record(store::CheckRecord&& record, std::int64_t day, bool keep_r
 
 store::Bookkeeping CheckLog::Drain() {
   store::Bookkeeping b;
-  for (Shard& shard : shards_) {
+  // Each shard's lock is held only to swap its vector out (O(1)): a network thread recording a
+  // check never waits behind a copy, even if this thread is descheduled meanwhile.
+  std::array<std::vector<store::CheckRecord>, kShards> taken;
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < kShards; ++i) {
+    Shard& shard = shards_[i];
     std::lock_guard lock(shard.mu);
-    if (b.checks.empty()) {
-      b.checks.swap(shard.records);
-    } else {
-      std::move(shard.records.begin(), shard.records.end(), std::back_inserter(b.checks));
-      shard.records.clear();
-    }
+    taken[i].swap(shard.records);
+    total += taken[i].size();
     for (auto& d : shard.other_days) b.checks_per_day.push_back(d);
     shard.other_days.clear();
     if (shard.day_count > 0) b.checks_per_day.emplace_back(shard.day, shard.day_count);
     shard.day_count = 0;
+  }
+  b.checks.reserve(total);
+  for (auto& part : taken) {
+    std::move(part.begin(), part.end(), std::back_inserter(b.checks));
   }
   return b;
 }
