@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "api/fields.h"
 #include "api/paging.h"
 #include "api/service.h"
 #include "core/json.h"
@@ -14,11 +15,6 @@ constexpr std::size_t kMaxTokenNameChars = 100;
 constexpr int kMaxActiveTokensPerPerson = 100;
 constexpr int kDefaultActivityLimit = 50;
 constexpr int kMaxActivityLimit = 500;
-
-json::value IsoOrNull(std::optional<std::int64_t> ms) {
-  if (!ms) return nullptr;
-  return json::value(FormatIso8601(*ms));
-}
 
 std::vector<std::string> NamesOf(const std::string& abilities_json) {
   std::vector<std::string> names;
@@ -46,9 +42,9 @@ json::object TokenJson(const store::ApiTokenRecord& t, std::int64_t now_ms) {
   out["last_used_at"] =
       t.last_used_ms > 0 ? json::value(FormatIso8601(t.last_used_ms)) : json::value(nullptr);
   out["revoked_at"] = IsoOrNull(t.revoked_at_ms);
-  out["status"] = t.revoked_at_ms                                        ? "revoked"
+  out["status"] = t.revoked_at_ms                                   ? "revoked"
                   : (t.expires_at_ms && *t.expires_at_ms <= now_ms) ? "expired"
-                                                                      : "active";
+                                                                    : "active";
   return out;
 }
 
@@ -70,16 +66,6 @@ json::object ActivityJson(const store::ActivityEvent& e) {
   out["user_agent"] = e.user_agent.empty() ? json::value(nullptr) : json::value(e.user_agent);
   out["latency_ms"] = static_cast<double>(e.latency_us) / 1000.0;
   return out;
-}
-
-bool HasControlChars(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
-}
-
-std::size_t Utf8Length(std::string_view s) {
-  std::size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
 }
 
 }  // namespace
@@ -108,11 +94,7 @@ http::Response Service::CreateToken(http::Request& req, Call& call) {
   if (abilities_it == body->end() || abilities_it->value().is_null()) {
     missing.push_back("abilities");
   }
-  if (!missing.empty()) {
-    std::string list;
-    for (auto m : missing) list += (list.empty() ? "" : ", ") + std::string(m);
-    return Fail(req, MakeError(Code::kMissingFields, "Missing required fields: " + list));
-  }
+  if (!missing.empty()) return Fail(req, MissingFields(missing));
   if (Utf8Length(**name) > kMaxTokenNameChars || HasControlChars(**name)) {
     return Fail(req, MakeError(Code::kInvalidField,
                                "Field 'name' must be at most 100 characters, without control "
@@ -135,9 +117,10 @@ http::Response Service::CreateToken(http::Request& req, Call& call) {
       auto seconds = ParseExpiresIn(text);
       if (!seconds.ok()) {
         Error e = seconds.take_error();
-        e.remediation = "Send expires_in like \"30d\", \"24h\" or \"never\", or omit it for the "
-                        "default of " + std::to_string(options_.token_ttl_ms / 86'400'000) +
-                        " days.";
+        e.remediation =
+            "Send expires_in like \"30d\", \"24h\" or \"never\", or omit it for the "
+            "default of " +
+            std::to_string(options_.token_ttl_ms / 86'400'000) + " days.";
         return Fail(req, std::move(e));
       }
       expires_at = (now + 999) / 1000 * 1000 + *seconds * 1000;
@@ -328,17 +311,12 @@ http::Response Service::ListActivity(http::Request& req, Call& call) {
   // Batched events (checks, reads) are written first, so the log includes the caller's own
   // recent calls.
   (void)Flush();
+  int limit_asked = filter.limit;
   ++filter.limit;  // one more than asked tells whether another page exists
   auto events = store_.ListActivity(filter);
   if (!events.ok()) return Fail(req, events.take_error());
-  bool more = static_cast<int>(events->size()) == filter.limit;
-  if (more) events->pop_back();
-  json::array data;
-  for (const auto& e : *events) data.push_back(ActivityJson(e));
-  json::object out;
-  out["data"] = std::move(data);
-  out["next_cursor"] = more ? json::value("evt_" + std::to_string(events->back().seq))
-                            : json::value(nullptr);
+  json::object out =
+      PageJson(*events, limit_asked, "evt_", ActivityJson, [](const auto& e) { return e.seq; });
   return Json(200, Serialize(out));
 }
 

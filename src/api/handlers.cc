@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "api/fields.h"
 #include "api/service.h"
 #include "authz/scope.h"
 #include "core/json.h"
@@ -17,17 +18,6 @@ constexpr std::size_t kMaxDescriptionChars = 2000;
 constexpr std::size_t kMaxActionChars = 200;
 constexpr std::size_t kMaxObjectBytes = 16 * std::size_t{1024};
 constexpr std::string_view kSessionCookie = "ap_session";
-
-std::size_t Utf8Length(std::string_view s) {
-  std::size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-bool HasControlChars(std::string_view s) {
-  return std::any_of(s.begin(), s.end(),
-                     [](unsigned char c) { return c < 0x20 || c == 0x7f; });
-}
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -63,8 +53,8 @@ bool ValidEmail(std::string_view e) {
       continue;
     }
     char c = domain[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
     if (!ok) return false;
     ++label;
   }
@@ -74,18 +64,9 @@ bool ValidEmail(std::string_view e) {
 bool ValidAction(std::string_view a) {
   if (a.empty() || a.size() > kMaxActionChars) return false;
   return std::all_of(a.begin(), a.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == ':' || c == '/' || c == '*' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == ':' || c == '/' || c == '*' || c == '-';
   });
-}
-
-Error MissingFields(const std::vector<std::string_view>& names) {
-  std::string list;
-  for (auto n : names) {
-    if (!list.empty()) list += ", ";
-    list += n;
-  }
-  return MakeError(Code::kMissingFields, "Missing required fields: " + list);
 }
 
 Error MissingParams(const std::vector<std::string_view>& names) {
@@ -97,23 +78,12 @@ Error MissingParams(const std::vector<std::string_view>& names) {
   return MakeError(Code::kMissingParams, "Missing required query parameters: " + list);
 }
 
-std::int64_t SteadyNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 void AppendLatency(std::string& out, std::int64_t received_at_ns) {
   double ms = static_cast<double>(SteadyNs() - received_at_ns) / 1e6;
   char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ms < 0 ? 0.0 : ms,
-                                 std::chars_format::fixed, 3);
+  auto [end, ec] =
+      std::to_chars(buf, buf + sizeof buf, ms < 0 ? 0.0 : ms, std::chars_format::fixed, 3);
   out.append(buf, end);
-}
-
-json::value IsoOrNull(std::optional<std::int64_t> ms) {
-  if (!ms || *ms == authz::kNever) return nullptr;
-  return json::value(FormatIso8601(*ms));
 }
 
 json::value ParsedOrNull(const std::string& text) {
@@ -144,10 +114,12 @@ Error MissingBearer() {
 // The error for a failed agent authentication; nullopt when it succeeded.
 std::optional<Error> AgentAuthError(authz::AuthResult auth) {
   switch (auth) {
-    case authz::AuthResult::kOk: return std::nullopt;
+    case authz::AuthResult::kOk:
+      return std::nullopt;
     case authz::AuthResult::kUnknownSecret:
       return MakeError(Code::kUnauthorized, "Invalid agent secret");
-    case authz::AuthResult::kAgentNotFound: return MakeError(Code::kAgentNotFound);
+    case authz::AuthResult::kAgentNotFound:
+      return MakeError(Code::kAgentNotFound);
     case authz::AuthResult::kOtherAgent:
       return MakeError(Code::kForbidden, "This secret belongs to another agent",
                        "Use the secret that was returned when this agent registered.");
@@ -223,8 +195,8 @@ http::Response Service::Register(http::Request& req, Call& call) {
                 MakeError(Code::kInvalidName, "Agent name must not contain control characters"));
   }
   if (!ValidEmail(**email)) {
-    return Fail(req, MakeError(Code::kInvalidEmail,
-                               "developer_email is not a valid email address"));
+    return Fail(req,
+                MakeError(Code::kInvalidEmail, "developer_email is not a valid email address"));
   }
   auto description = OptionalString(*body, "description");
   if (!description.ok()) return Fail(req, description.take_error());
@@ -239,7 +211,8 @@ http::Response Service::Register(http::Request& req, Call& call) {
   if (!limit.allowed) {
     http::Response r = Fail(req, MakeError(Code::kRateLimited,
                                            "Too many registrations from this address; try again "
-                                           "in " + std::to_string(limit.reset_seconds) + "s"));
+                                           "in " +
+                                               std::to_string(limit.reset_seconds) + "s"));
     AddRateHeaders(r, register_limiter_, limit);
     return r;
   }
@@ -268,9 +241,15 @@ http::Response Service::Register(http::Request& req, Call& call) {
   call.recorded = true;
   NotifyWebhooks();
 
-  authz::AgentInfo info{agent.id,          agent.name,          agent.description,
-                        agent.developer_email, agent.metadata_json, agent.status,
-                        agent.secret_hash, agent.created_at_ms, 0};
+  authz::AgentInfo info{agent.id,
+                        agent.name,
+                        agent.description,
+                        agent.developer_email,
+                        agent.metadata_json,
+                        agent.status,
+                        agent.secret_hash,
+                        agent.created_at_ms,
+                        0};
   index_.PutAgent(info);
 
   json::object out;
@@ -286,7 +265,8 @@ http::Response Service::Register(http::Request& req, Call& call) {
 
 http::Response Service::AgentProfile(http::Request& req, Call& call) {
   std::string_view agent_id = req.Param("agent_id");
-  call.target = call.agent_id = std::string(agent_id.substr(0, authz::PermissionIndex::kMaxAgentIdLength));
+  call.target = call.agent_id =
+      std::string(agent_id.substr(0, authz::PermissionIndex::kMaxAgentIdLength));
   if (call.who.kind != ActorKind::kApiToken) {
     std::string_view token = http::BearerToken(req.authorization);
     if (token.empty()) return Fail(req, MissingBearer());
@@ -306,8 +286,9 @@ http::Response Service::AgentProfile(http::Request& req, Call& call) {
   out["metadata"] = ParsedOrNull(snap->info.metadata_json);
   out["status"] = snap->info.status;
   out["created_at"] = FormatIso8601(snap->info.created_at_ms);
-  out["last_seen"] = snap->info.last_seen_ms > 0 ? json::value(FormatIso8601(snap->info.last_seen_ms))
-                                                 : json::value(nullptr);
+  out["last_seen"] = snap->info.last_seen_ms > 0
+                         ? json::value(FormatIso8601(snap->info.last_seen_ms))
+                         : json::value(nullptr);
   json::array perms;
   for (const auto& g : snap->active) {
     json::object p;
@@ -338,8 +319,7 @@ http::Response Service::CheckGet(http::Request& req, Call& call) {
   if (!action || action->empty()) missing.push_back("action");
   if (!missing.empty()) return Fail(req, MissingParams(missing));
   if (repeated) {
-    return Fail(req, MakeError(Code::kInvalidField,
-                               "agent_id and action must each be given once"));
+    return Fail(req, MakeError(Code::kInvalidField, "agent_id and action must each be given once"));
   }
   return Decide(req, call, *agent_id, *action, nullptr);
 }
@@ -375,9 +355,9 @@ http::Response Service::Decide(http::Request& req, Call& call, std::string_view 
   }
   auto limit = check_limiter_.Hit(agent_id, now);
   if (!limit.allowed) {
-    http::Response r = Fail(req, MakeError(Code::kRateLimited,
-                                           "This agent made too many checks; try again in " +
-                                               std::to_string(limit.reset_seconds) + "s"));
+    http::Response r =
+        Fail(req, MakeError(Code::kRateLimited, "This agent made too many checks; try again in " +
+                                                    std::to_string(limit.reset_seconds) + "s"));
     AddRateHeaders(r, check_limiter_, limit);
     return r;
   }
@@ -496,8 +476,9 @@ http::Response Service::Grant(http::Request& req, Call& call) {
   if (Status s = store_.InsertGrant(g, effects); !s.ok()) return Fail(req, s.take_error());
   call.recorded = true;
   NotifyWebhooks();
-  authz::GrantInfo info{g.id, g.agent_id, g.action, g.granted_by, g.granted_by_email,
-                        g.expires_at_ms.value_or(authz::kNever), g.scope_json, g.created_at_ms};
+  authz::GrantInfo info{g.id,         g.agent_id,         g.action,
+                        g.granted_by, g.granted_by_email, g.expires_at_ms.value_or(authz::kNever),
+                        g.scope_json, g.created_at_ms};
   if (!index_.AddGrant(info)) {
     logger_.Error("grant " + g.id + " was stored but could not be indexed");
     return Fail(req, MakeError(Code::kServerError));
@@ -530,9 +511,9 @@ http::Response Service::Revoke(http::Request& req, Call& call) {
     const auto& g = *found;
     if (!g.has_value() || g->revoked_at_ms.has_value() ||
         (g->expires_at_ms.has_value() && *g->expires_at_ms <= now)) {
-      return Fail(req, MakeError(Code::kPermissionNotFound,
-                                 "No active permission with permission_id " +
-                                     (*permission_id)->substr(0, 64)));
+      return Fail(req,
+                  MakeError(Code::kPermissionNotFound, "No active permission with permission_id " +
+                                                           (*permission_id)->substr(0, 64)));
     }
     if (g->granted_by != user.user_id && !admin) {
       return Fail(req, MakeError(Code::kForbidden,
@@ -632,9 +613,9 @@ http::Response Service::ListPermissions(http::Request& req, Call& call) {
   json::array list;
   for (const auto& g : *grants) {
     json::object p = GrantJson(g);
-    const char* st = g.revoked_at_ms ? "revoked"
+    const char* st = g.revoked_at_ms                                ? "revoked"
                      : (g.expires_at_ms && *g.expires_at_ms <= now) ? "expired"
-                                                                      : "active";
+                                                                    : "active";
     p["status"] = st;
     p["revoked_at"] = IsoOrNull(g.revoked_at_ms);
     list.push_back(std::move(p));
@@ -661,13 +642,14 @@ http::Response Service::MagicLink(http::Request& req, Call& call) {
   if (!limit.allowed) {
     http::Response r = Fail(req, MakeError(Code::kRateLimited,
                                            "Too many sign-in links for this address; try again "
-                                           "in " + std::to_string(limit.reset_seconds) + "s"));
+                                           "in " +
+                                               std::to_string(limit.reset_seconds) + "s"));
     AddRateHeaders(r, magic_link_limiter_, limit);
     return r;
   }
   std::string token = crypto::NewToken(random_, "ml_");
-  Status s = store_.InsertMagicLink(crypto::Sha256(token), address, now,
-                                    now + options_.link_ttl_ms);
+  Status s =
+      store_.InsertMagicLink(crypto::Sha256(token), address, now, now + options_.link_ttl_ms);
   if (!s.ok()) return Fail(req, s.take_error());
   call.target = address;
   RecordNow(req, call, 200);
@@ -700,8 +682,8 @@ http::Response Service::Verify(http::Request& req, Call& call) {
                                 options_.admin_emails.empty());
   if (!user.ok()) return Fail(req, user.take_error());
   std::string session = crypto::NewToken(random_, "ses_");
-  Status s = store_.InsertSession(crypto::Sha256(session), user->id, now,
-                                  now + options_.session_ttl_ms);
+  Status s =
+      store_.InsertSession(crypto::Sha256(session), user->id, now, now + options_.session_ttl_ms);
   if (!s.ok()) return Fail(req, s.take_error());
   logger_.Info("signed in " + user->email + (IsAdmin(*user) ? " (admin)" : ""));
   call.who.kind = ActorKind::kSession;
@@ -808,19 +790,28 @@ http::Response Service::Dashboard(http::Request& req, Call& call) {
       "dashboard</title><meta name=\"viewport\" content=\"width=device-width\"></head><body>"
       "<h1>agentgate</h1>";
   if (who.empty()) {
-    html += "<p>You are not signed in. Ask for a sign-in link with <code>POST "
-            "/auth/magic-link</code>.</p>";
+    html +=
+        "<p>You are not signed in. Ask for a sign-in link with <code>POST "
+        "/auth/magic-link</code>.</p>";
   } else {
     std::string safe;
     for (char c : who) {
-      if (c == '<') safe += "&lt;"; else if (c == '>') safe += "&gt;";
-      else if (c == '&') safe += "&amp;"; else if (c == '"') safe += "&quot;";
-      else safe += c;
+      if (c == '<')
+        safe += "&lt;";
+      else if (c == '>')
+        safe += "&gt;";
+      else if (c == '&')
+        safe += "&amp;";
+      else if (c == '"')
+        safe += "&quot;";
+      else
+        safe += c;
     }
     html += "<p>Signed in as <strong id=\"who\">" + safe + "</strong>.</p>";
   }
-  html += "<p>The full dashboard is coming. Meanwhile: <a href=\"/docs\">API reference</a>, "
-          "<a href=\"/permissions\">your grants (JSON)</a>.</p></body></html>";
+  html +=
+      "<p>The full dashboard is coming. Meanwhile: <a href=\"/docs\">API reference</a>, "
+      "<a href=\"/permissions\">your grants (JSON)</a>.</p></body></html>";
   http::Response r;
   r.content_type = "text/html; charset=utf-8";
   r.body = std::move(html);

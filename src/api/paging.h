@@ -9,8 +9,10 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/result.h"
 #include "http/message.h"
 
@@ -42,6 +44,23 @@ inline Result<std::int64_t> ParseCursor(const http::Query& query, std::string_vi
                      "Pass the next_cursor of the previous page unchanged.");
   }
   return n;
+}
+
+// A page of a list fetched with one item more than `limit` (which tells whether another page
+// exists): {"data": [to_json(item)...], "next_cursor": "<prefix><position of the last>" | null}.
+template <class Item, class ToJson, class PositionOf>
+json::object PageJson(std::vector<Item>& items, int limit, std::string_view prefix, ToJson to_json,
+                      PositionOf position_of) {
+  bool more = static_cast<int>(items.size()) > limit;
+  if (more) items.resize(static_cast<std::size_t>(limit));
+  json::array data;
+  for (const auto& item : items) data.push_back(to_json(item));
+  json::object out;
+  out["data"] = std::move(data);
+  out["next_cursor"] =
+      more ? json::value(std::string(prefix) + std::to_string(position_of(items.back())))
+           : json::value(nullptr);
+  return out;
 }
 
 }  // namespace agentgate::api

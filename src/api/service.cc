@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "api/docs.h"
+#include "api/fields.h"
 #include "core/json.h"
 #include "webhooks/signature.h"
 
@@ -152,14 +153,14 @@ void Service::RegisterRoutes(http::Router& router) {
        kAgentViewAny, false, &Service::AgentProfile},
       {Method::kPost, "/agent/register", Dispatch::kBlocking, "agent.register", Access::kOpen,
        kAgentCreate, kIdem, &Service::Register},
-      {Method::kPost, "/permission/grant", Dispatch::kBlocking, "permission.grant",
-       Access::kPerson, kPermissionGrant, kIdem, &Service::Grant},
+      {Method::kPost, "/permission/grant", Dispatch::kBlocking, "permission.grant", Access::kPerson,
+       kPermissionGrant, kIdem, &Service::Grant},
       {Method::kPost, "/permission/revoke", Dispatch::kBlocking, "permission.revoke",
        Access::kPerson, kPermissionRevoke, kIdem, &Service::Revoke},
       {Method::kGet, "/permissions", Dispatch::kBlocking, "permission.list", Access::kPerson,
        kPermissionViewAny, false, &Service::ListPermissions},
-      {Method::kPost, "/auth/magic-link", Dispatch::kBlocking, "auth.magic_link", Access::kOpen,
-       0, kIdem, &Service::MagicLink},
+      {Method::kPost, "/auth/magic-link", Dispatch::kBlocking, "auth.magic_link", Access::kOpen, 0,
+       kIdem, &Service::MagicLink},
       {Method::kGet, "/auth/verify", Dispatch::kBlocking, "auth.verify", Access::kOpen, 0, false,
        &Service::Verify},
       {Method::kGet, "/auth/session", Dispatch::kBlocking, "auth.session", Access::kPerson, 0,
@@ -168,8 +169,8 @@ void Service::RegisterRoutes(http::Router& router) {
        &Service::Logout},
       {Method::kPost, "/v1/tokens", Dispatch::kBlocking, "token.create", Access::kPerson,
        kTokenManage, kIdem, &Service::CreateToken},
-      {Method::kGet, "/v1/tokens", Dispatch::kBlocking, "token.list", Access::kPerson,
-       kTokenManage, false, &Service::ListTokens},
+      {Method::kGet, "/v1/tokens", Dispatch::kBlocking, "token.list", Access::kPerson, kTokenManage,
+       false, &Service::ListTokens},
       {Method::kDelete, "/v1/tokens/:token_id", Dispatch::kBlocking, "token.revoke",
        Access::kPerson, kTokenManage, kIdem, &Service::RevokeToken},
       {Method::kGet, "/v1/activity", Dispatch::kBlocking, "activity.list", Access::kPerson,
@@ -192,11 +193,10 @@ void Service::RegisterRoutes(http::Router& router) {
       {Method::kGet, "/v1/webhooks/:webhook_id/deliveries", Dispatch::kBlocking,
        "webhook.deliveries", Access::kPerson, kWebhookManage, false,
        &Service::ListWebhookDeliveries},
-      {Method::kGet, "/v1/webhooks/:webhook_id/messages", Dispatch::kBlocking,
-       "webhook.messages", Access::kPerson, kWebhookManage, false, &Service::ListWebhookMessages},
-      {Method::kPost, "/v1/webhooks/:webhook_id/messages/:message_id/replay",
-       Dispatch::kBlocking, "webhook.replay", Access::kPerson, kWebhookManage, kIdem,
-       &Service::ReplayWebhookMessage},
+      {Method::kGet, "/v1/webhooks/:webhook_id/messages", Dispatch::kBlocking, "webhook.messages",
+       Access::kPerson, kWebhookManage, false, &Service::ListWebhookMessages},
+      {Method::kPost, "/v1/webhooks/:webhook_id/messages/:message_id/replay", Dispatch::kBlocking,
+       "webhook.replay", Access::kPerson, kWebhookManage, kIdem, &Service::ReplayWebhookMessage},
       // Not activity: probes, and pages for people.
       {Method::kGet, "/health", Dispatch::kInline, "", Access::kOpen, 0, false, &Service::Health},
       {Method::kGet, "/stats", Dispatch::kBlocking, "stats.view", Access::kOpen, 0, false,
@@ -248,6 +248,16 @@ void Service::AddRoute(http::Router& router, const RouteSpec& spec) {
              });
 }
 
+Principal Service::PersonOf(const store::SessionInfo& session) const {
+  Principal who;
+  who.kind = ActorKind::kSession;
+  who.actor_id = who.user_id = session.user.id;
+  who.email = session.user.email;
+  who.admin = IsAdmin(session.user);
+  who.abilities = kAllAbilities;  // a person in a session may do all a person may
+  return who;
+}
+
 Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& spec) {
   Principal who;
   std::string_view bearer = http::BearerToken(req.authorization);
@@ -286,13 +296,7 @@ Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& s
           !http::CookieValue(req.cookie, "ap_session").empty()) {
         // A signed-in person calling an open route acts as themselves, when the cookie is good.
         auto session = RequireSession(req);
-        if (session.ok()) {
-          who.kind = ActorKind::kSession;
-          who.actor_id = who.user_id = session->user.id;
-          who.email = session->user.email;
-          who.admin = IsAdmin(session->user);
-          who.abilities = kAllAbilities;
-        }
+        if (session.ok()) who = PersonOf(*session);
       }
       return who;
     case Access::kPerson:
@@ -305,12 +309,7 @@ Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& s
       }
       auto session = RequireSession(req);
       if (!session.ok()) return session.take_error();
-      who.kind = ActorKind::kSession;
-      who.actor_id = who.user_id = session->user.id;
-      who.email = session->user.email;
-      who.admin = IsAdmin(session->user);
-      who.abilities = kAllAbilities;
-      return who;
+      return PersonOf(*session);
     }
   }
   return who;
@@ -322,8 +321,9 @@ Error Service::MissingAbility(const http::Request& req, const RouteSpec& spec) c
                    "This access token lacks the ability '" + needed + "' needed for " +
                        std::string(http::MethodName(req.method)) + " " + std::string(spec.pattern),
                    "Mint a token that includes it: POST /v1/tokens with {\"name\": \"...\", "
-                   "\"abilities\": [\"" + needed +
-                       "\"]}, or 'agentgate token create --name NAME --ability " + needed + "'.");
+                   "\"abilities\": [\"" +
+                       needed + "\"]}, or 'agentgate token create --name NAME --ability " + needed +
+                       "'.");
 }
 
 store::ActivityEvent Service::EventOf(const http::Request& req, const Call& call, int status,
@@ -344,12 +344,7 @@ store::ActivityEvent Service::EventOf(const http::Request& req, const Call& call
   e.ip = std::string(req.remote_ip);
   e.user_agent = ValidUtf8(req.user_agent, 256);
   e.order_ns = req.received_at_ns;
-  e.latency_us = static_cast<std::int32_t>(
-      (std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-           .count() -
-       req.received_at_ns) /
-      1000);
+  e.latency_us = static_cast<std::int32_t>((SteadyNs() - req.received_at_ns) / 1000);
   return e;
 }
 
@@ -367,8 +362,7 @@ void Service::AddEvent(store::Effects& effects, std::string_view type, json::obj
   // With no endpoint anywhere there is nobody to tell: skip building and fanning out events (a
   // grant then costs what it did before webhooks existed).
   if (webhook_endpoints_.load(std::memory_order_relaxed) == 0) return;
-  effects.events.push_back(
-      EventFor(type, std::move(data), std::move(user_ids), std::move(emails)));
+  effects.events.push_back(EventFor(type, std::move(data), std::move(user_ids), std::move(emails)));
 }
 
 store::OutboundEvent Service::EventFor(std::string_view type, json::object data,

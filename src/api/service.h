@@ -125,6 +125,8 @@ class Service {
   // Resolves the caller of a request for a route; an error when the route refuses it.
   Result<Principal> Identify(const http::Request& req, const RouteSpec& spec);
   Error MissingAbility(const http::Request& req, const RouteSpec& spec) const;
+  // The principal of a signed-in person's session.
+  Principal PersonOf(const store::SessionInfo& session) const;
 
   // Handlers: AgentPass.
   http::Response Register(http::Request& req, Call& call);

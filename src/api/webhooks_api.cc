@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "api/fields.h"
 #include "api/paging.h"
 #include "api/service.h"
 #include "core/json.h"
@@ -18,9 +19,9 @@ constexpr std::int64_t kDefaultOverlapMs = 24LL * 3'600'000;
 constexpr std::int64_t kMaxOverlapMs = 7LL * 86'400'000;
 
 // The events a webhook may subscribe to, and what each means.
-constexpr std::array<std::string_view, 6> kEventTypes = {
-    "agent.registered", "permission.granted", "permission.revoked",
-    "permission.expired", "token.created",   "token.revoked"};
+constexpr std::array<std::string_view, 6> kEventTypes = {"agent.registered",   "permission.granted",
+                                                         "permission.revoked", "permission.expired",
+                                                         "token.created",      "token.revoked"};
 
 std::string EventList() {
   std::string out;
@@ -46,8 +47,7 @@ Result<std::string> ParseEvents(const json::value& value) {
       continue;
     }
     if (std::find(kEventTypes.begin(), kEventTypes.end(), t) == kEventTypes.end()) {
-      return MakeError(Code::kInvalidField, "Unknown event type \"" +
-                                                std::string(t.substr(0, 64)) +
+      return MakeError(Code::kInvalidField, "Unknown event type \"" + std::string(t.substr(0, 64)) +
                                                 "\"; use " + EventList());
     }
     if (std::find(picked.begin(), picked.end(), t) == picked.end()) picked.push_back(t);
@@ -67,22 +67,21 @@ Result<std::string> ParseDescription(const json::object& body) {
   auto d = OptionalString(body, "description");
   if (!d.ok()) return d.take_error();
   std::string text = d->value_or("");
-  std::size_t chars = 0;
-  for (unsigned char c : text) {
-    chars += (c & 0xC0) != 0x80;
-    if (c < 0x20 && c != '\n' && c != '\t') {
-      return MakeError(Code::kInvalidField, "Field 'description' must not contain control "
-                                            "characters");
-    }
+  // Line breaks and tabs are fine in a description; other control characters are not.
+  if (std::any_of(text.begin(), text.end(),
+                  [](unsigned char c) { return c < 0x20 && c != '\n' && c != '\t'; })) {
+    return MakeError(Code::kInvalidField,
+                     "Field 'description' must not contain control "
+                     "characters");
   }
-  if (chars > kMaxDescriptionChars) {
+  if (Utf8Length(text) > kMaxDescriptionChars) {
     return MakeError(Code::kInvalidField, "Field 'description' exceeds 500 characters");
   }
   return text;
 }
 
 json::value IsoOrNull(std::int64_t ms) {
-  return ms > 0 ? json::value(FormatIso8601(ms)) : json::value(nullptr);
+  return api::IsoOrNull(ms > 0 ? std::optional<std::int64_t>(ms) : std::nullopt);
 }
 
 json::object EndpointJson(const store::WebhookEndpoint& e, std::int64_t now_ms) {
@@ -159,11 +158,7 @@ http::Response Service::CreateWebhook(http::Request& req, Call& call) {
   if (!url->has_value() || (*url)->empty()) missing.push_back("url");
   auto events_it = body->find("events");
   if (events_it == body->end() || events_it->value().is_null()) missing.push_back("events");
-  if (!missing.empty()) {
-    std::string list;
-    for (auto m : missing) list += (list.empty() ? "" : ", ") + std::string(m);
-    return Fail(req, MakeError(Code::kMissingFields, "Missing required fields: " + list));
-  }
+  if (!missing.empty()) return Fail(req, MissingFields(missing));
   auto events = ParseEvents(events_it->value());
   if (!events.ok()) return Fail(req, events.take_error());
   auto description = ParseDescription(*body);
@@ -238,9 +233,9 @@ http::Response Service::UpdateWebhook(http::Request& req, Call& call) {
   if (!body.ok()) return Fail(req, body.take_error());
   for (const auto& [key, value] : *body) {
     if ((key == "url" || key == "events" || key == "status") && value.is_null()) {
-      return Fail(req, MakeError(Code::kInvalidField,
-                                 "Field '" + std::string(key) + "' cannot be null; leave it out "
-                                 "to keep it"));
+      return Fail(req, MakeError(Code::kInvalidField, "Field '" + std::string(key) +
+                                                          "' cannot be null; leave it out "
+                                                          "to keep it"));
     }
     if (key != "url" && key != "events" && key != "description" && key != "status") {
       return Fail(req, MakeError(Code::kInvalidField,
@@ -397,15 +392,8 @@ http::Response Service::ListWebhookDeliveries(http::Request& req, Call& call) {
   if (!cursor.ok()) return Fail(req, cursor.take_error());
   auto attempts = store_.ListWebhookAttempts(e->id, *cursor, *limit + 1);
   if (!attempts.ok()) return Fail(req, attempts.take_error());
-  bool more = static_cast<int>(attempts->size()) > *limit;
-  if (more) attempts->pop_back();
-  json::array data;
-  for (const auto& a : *attempts) data.push_back(AttemptJson(a));
-  json::object out;
-  out["data"] = std::move(data);
-  out["next_cursor"] = more ? json::value("wha_" + std::to_string(attempts->back().id))
-                            : json::value(nullptr);
-  return Json(200, Serialize(out));
+  return Json(200, Serialize(PageJson(*attempts, *limit, "wha_", AttemptJson,
+                                      [](const auto& a) { return a.id; })));
 }
 
 http::Response Service::ListWebhookMessages(http::Request& req, Call& call) {
@@ -422,15 +410,8 @@ http::Response Service::ListWebhookMessages(http::Request& req, Call& call) {
   if (!cursor.ok()) return Fail(req, cursor.take_error());
   auto messages = store_.ListWebhookMessages(e->id, *cursor, *limit + 1);
   if (!messages.ok()) return Fail(req, messages.take_error());
-  bool more = static_cast<int>(messages->size()) > *limit;
-  if (more) messages->pop_back();
-  json::array data;
-  for (const auto& m : *messages) data.push_back(MessageJson(m));
-  json::object out;
-  out["data"] = std::move(data);
-  out["next_cursor"] = more ? json::value("whm_" + std::to_string(messages->back().row))
-                            : json::value(nullptr);
-  return Json(200, Serialize(out));
+  return Json(200, Serialize(PageJson(*messages, *limit, "whm_", MessageJson,
+                                      [](const auto& m) { return m.row; })));
 }
 
 http::Response Service::ReplayWebhookMessage(http::Request& req, Call& call) {
@@ -447,9 +428,9 @@ http::Response Service::ReplayWebhookMessage(http::Request& req, Call& call) {
   auto replayed = store_.ReplayWebhookMessage(e->id, msg_id, clock_.NowMs());
   if (!replayed.ok()) return Fail(req, replayed.take_error());
   if (!*replayed) {
-    return Fail(req, MakeError(Code::kNotFound,
-                               "No message " + msg_id + " for webhook endpoint " + e->id,
-                               "List its messages with GET /v1/webhooks/" + e->id + "/messages."));
+    return Fail(
+        req, MakeError(Code::kNotFound, "No message " + msg_id + " for webhook endpoint " + e->id,
+                       "List its messages with GET /v1/webhooks/" + e->id + "/messages."));
   }
   RecordNow(req, call, 202);
   NotifyWebhooks();
