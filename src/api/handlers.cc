@@ -397,18 +397,13 @@ http::Response Service::Decide(http::Request& req, Call& call, std::string_view 
   record.allowed = d.allowed;
   record.latency_us = static_cast<std::int32_t>((SteadyNs() - req.received_at_ns) / 1000);
   if (options_.record_checks) {
-    record.agent_id = std::string(agent_id);
-    record.action = std::string(action);
-    record.reason = std::move(d.reason);
-    record.request_id = req.request_id;
     record.order_ns = req.received_at_ns;
-    record.ip = std::string(req.remote_ip);
-    record.user_agent = std::string(req.user_agent.substr(0, 512));
-    if (call.who.kind == ActorKind::kApiToken) {
-      record.actor_kind = "api_token";
-      record.actor_id = call.who.actor_id;
-      record.user_id = call.who.user_id;
-    }
+    bool by_token = call.who.kind == ActorKind::kApiToken;
+    if (by_token) record.actor_kind = "api_token";
+    if (req.via_mcp) record.actor_kind = "mcp";
+    record.Assign(agent_id, action, d.reason, req.request_id, req.remote_ip, req.user_agent,
+                  by_token ? std::string_view(call.who.actor_id) : std::string_view(),
+                  by_token ? std::string_view(call.who.user_id) : std::string_view());
   }
   check_log_.Record(std::move(record), UtcDay(now), options_.record_checks);
   call.recorded = true;  // the check record is its activity event

@@ -395,11 +395,7 @@ Status Service::Flush() {
   std::stable_sort(batch.checks.begin(), batch.checks.end(),
                    [](const auto& a, const auto& b) { return a.order_ns < b.order_ns; });
   // Client text is made valid UTF-8 here, off the hot path, so the log always serializes.
-  for (auto& c : batch.checks) {
-    MakeValidUtf8(c.agent_id, 64);
-    MakeValidUtf8(c.action, 256);
-    MakeValidUtf8(c.user_agent, 256);
-  }
+  for (auto& c : batch.checks) c.Repair();
   batch.last_seen = index_.DrainLastSeen();
   batch.token_last_used = tokens_.DrainLastUsed();
   {

@@ -42,7 +42,11 @@ struct ServiceOptions {
   std::int64_t token_ttl_ms = 90LL * 86'400'000;  // access tokens' default lifetime
   bool allow_private_egress = false;  // webhook URLs may point at private or loopback addresses
   bool record_checks = true;               // keep a record of every check
-  std::size_t max_pending_checks = 500'000;  // ~75 MB at most; beyond it records (not counts) drop
+  // Browser origins (besides the server's own and loopback ones) allowed to call /mcp, each
+  // "scheme://host[:port]" in lower case.
+  std::vector<std::string> mcp_origins;
+  // About 1.5 s of checks at full speed, ~35 MB; beyond it records (not counts) drop.
+  std::size_t max_pending_checks = 200'000;
 };
 
 // Check records waiting to be written, in shards so concurrent checks rarely share a lock.

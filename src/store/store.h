@@ -13,6 +13,7 @@
 // - Times are Unix milliseconds.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -66,23 +67,58 @@ struct SessionInfo {
 };
 
 // One answered permission check, recorded off the hot path; stored as an activity event with
-// action "permission.check".
-struct CheckRecord {
-  std::string agent_id;
-  std::string action;
+// action "permission.check". Compact, because up to --max-pending of them wait in memory under
+// load: the text fields share one buffer (one allocation per record instead of eight).
+class CheckRecord {
+ public:
+  // The text fields, in buffer order.
+  enum Field : std::uint8_t {
+    kAgentId,
+    kAction,
+    kReason,     // "" when allowed
+    kRequestId,
+    kIp,
+    kUserAgent,
+    kActorId,    // "" means the agent itself
+    kUserId,     // the token's owner when an access token asked
+    kFieldCount
+  };
+  // The most bytes a field keeps (the user agent is clipped to 256, the log's own limit).
+  static constexpr std::size_t kMaxFieldBytes = 1024;
+
+  // Sets every text field at once (one allocation). Fields over their limit are clipped; the
+  // clip may split a character, which Repair() mends off the hot path.
+  void Assign(std::string_view agent_id, std::string_view action, std::string_view reason,
+              std::string_view request_id, std::string_view ip, std::string_view user_agent,
+              std::string_view actor_id = {}, std::string_view user_id = {});
+  // Replaces one field (for tests and repairs; Assign is the fast path).
+  void Set(Field field, std::string_view value);
+  std::string_view Get(Field field) const {
+    std::size_t begin = field == 0 ? 0 : ends_[field - 1];
+    return std::string_view(text_).substr(begin, ends_[field] - begin);
+  }
+  std::string_view agent_id() const { return Get(kAgentId); }
+  std::string_view action() const { return Get(kAction); }
+  std::string_view reason() const { return Get(kReason); }
+  std::string_view request_id() const { return Get(kRequestId); }
+  std::string_view ip() const { return Get(kIp); }
+  std::string_view user_agent() const { return Get(kUserAgent); }
+  std::string_view actor_id() const { return Get(kActorId); }
+  std::string_view user_id() const { return Get(kUserId); }
+  // Makes every field valid UTF-8 (invalid sequences replaced) within its limit.
+  void Repair();
+
   bool allowed = false;
-  std::string reason;  // "" when allowed
-  std::int64_t at_ms = 0;
   std::int32_t latency_us = 0;
-  // Who asked: the agent itself (by its secret), or an access token ("api_token", actor_id and
-  // user_id then name the token and its owner).
+  std::int64_t at_ms = 0;
   std::int64_t order_ns = 0;  // when the request arrived (steady clock): orders a batch
+  // Who asked: the agent itself (by its secret), or an access token ("api_token"; actor_id and
+  // user_id then name the token and its owner).
   std::string_view actor_kind = "agent";  // static storage
-  std::string actor_id;                   // "" means the agent
-  std::string user_id;
-  std::string request_id;
-  std::string ip;
-  std::string user_agent;
+
+ private:
+  std::string text_;
+  std::array<std::uint16_t, kFieldCount> ends_{};
 };
 
 // One entry of the activity log: who did what to which target, and how it ended.

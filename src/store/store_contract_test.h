@@ -200,6 +200,19 @@ class StoreContractTest : public ::testing::Test {
 
 TYPED_TEST_SUITE_P(StoreContractTest);
 
+// A check by the agent itself. Positional, because GCC warns about the fields aggregate
+// initialization leaves out.
+inline CheckRecord TestCheck(const std::string& agent_id, const std::string& action, bool allowed,
+                             const std::string& reason, std::int64_t at_ms,
+                             std::int32_t latency_us) {
+  CheckRecord check;
+  check.Assign(agent_id, action, reason, "", "", "");
+  check.allowed = allowed;
+  check.at_ms = at_ms;
+  check.latency_us = latency_us;
+  return check;
+}
+
 TYPED_TEST_P(StoreContractTest, EmptyStoreHasNothing) {
   Store& store = this->store();
   EXPECT_TRUE(AllAgents(store).empty());
@@ -551,9 +564,9 @@ TYPED_TEST_P(StoreContractTest, BookkeepingMovesCountersAndLastSeen) {
   EXPECT_TRUE(store.FlushBookkeeping(Bookkeeping{}).ok());
 
   Bookkeeping first;
-  first.checks = {{"ap_1", "read:g_1", true, "", kNow, 12},
-                  {"ap_1", "write", false, "no_grant", kNow + 1, 30},
-                  {"ap_unknown", "read", false, "agent_not_found", kNow + 2, 5}};
+  first.checks = {TestCheck("ap_1", "read:g_1", true, "", kNow, 12),
+                  TestCheck("ap_1", "write", false, "no_grant", kNow + 1, 30),
+                  TestCheck("ap_unknown", "read", false, "agent_not_found", kNow + 2, 5)};
   first.last_seen = {{"ap_1", kNow + 1}, {"ap_1", kNow - 50}, {"ap_unknown", kNow}};
   first.checks_per_day = {{today, 3}};
   Status s = store.FlushBookkeeping(first);
@@ -624,7 +637,7 @@ TYPED_TEST_P(StoreContractTest, EverythingSurvivesReopen) {
   ASSERT_TRUE(this->store().InsertSession(session, "usr_ann", kNow, kNow + 1000).ok());
   ASSERT_TRUE(this->store().InsertMagicLink(link, "bob@example.com", kNow, kNow + 1000).ok());
   Bookkeeping batch;
-  batch.checks = {{"ap_1", "read", true, "", kNow, 3}};
+  batch.checks = {TestCheck("ap_1", "read", true, "", kNow, 3)};
   batch.last_seen = {{"ap_1", kNow + 3}};
   batch.checks_per_day = {{kNow / kDayMs, 1}};
   ASSERT_TRUE(this->store().FlushBookkeeping(batch).ok());
@@ -862,21 +875,6 @@ inline ::testing::AssertionResult IsConflict(const Status& s) {
   if (s.ok()) return ::testing::AssertionFailure() << "succeeded";
   if (s.error().code == Code::kConflict) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "not a conflict: " << s.error().message;
-}
-
-// A check by the agent itself. Positional, because GCC warns about the fields aggregate
-// initialization leaves out.
-inline CheckRecord TestCheck(const std::string& agent_id, const std::string& action, bool allowed,
-                             const std::string& reason, std::int64_t at_ms,
-                             std::int32_t latency_us) {
-  CheckRecord check;
-  check.agent_id = agent_id;
-  check.action = action;
-  check.allowed = allowed;
-  check.reason = reason;
-  check.at_ms = at_ms;
-  check.latency_us = latency_us;
-  return check;
 }
 
 inline constexpr std::int64_t kNoCursor = std::numeric_limits<std::int64_t>::max();
@@ -1382,14 +1380,14 @@ TYPED_TEST_P(StoreContractTest, BookkeepingWritesChecksAndActivityInArrivalOrder
   // Arrival (order_ns) and wall-clock time disagree on purpose: the sequence follows arrival.
   CheckRecord by_agent = TestCheck("ap_1", "repo:read", true, "", kNow + 50, 11);
   by_agent.order_ns = 10;
-  by_agent.request_id = "req_a";
-  by_agent.ip = "198.51.100.1";
-  by_agent.user_agent = "agent/1";
+  by_agent.Set(CheckRecord::kRequestId, "req_a");
+  by_agent.Set(CheckRecord::kIp, "198.51.100.1");
+  by_agent.Set(CheckRecord::kUserAgent, "agent/1");
   CheckRecord by_token = TestCheck("ap_2", "repo:write", false, "no_grant", kNow + 40, 22);
   by_token.order_ns = 30;
   by_token.actor_kind = "api_token";
-  by_token.actor_id = "tok_1";
-  by_token.user_id = "usr_ann";
+  by_token.Set(CheckRecord::kActorId, "tok_1");
+  by_token.Set(CheckRecord::kUserId, "usr_ann");
   CheckRecord last_check = TestCheck("ap_1", "repo:delete", false, "expired", kNow + 30, 33);
   last_check.order_ns = 50;
   ActivityEvent first_event = TestEvent("agent.view", kNow + 20, "e_20");

@@ -1453,17 +1453,17 @@ Status SqliteStore::FlushBookkeeping(const Bookkeeping& batch) {
       auto insert_check = [&](const CheckRecord& check) {
         insert->BindInt(1, check.at_ms);
         insert->BindText(2, check.actor_kind);
-        insert->BindText(3, check.actor_id.empty() ? check.agent_id : check.actor_id);
-        insert->BindText(4, check.user_id);
+        insert->BindText(3, check.actor_id().empty() ? check.agent_id() : check.actor_id());
+        insert->BindText(4, check.user_id());
         insert->BindText(5, "permission.check");
-        insert->BindText(6, check.action);
-        insert->BindText(7, check.agent_id);
+        insert->BindText(6, check.action());
+        insert->BindText(7, check.agent_id());
         insert->BindText(8, check.allowed ? "success" : "denied");
         insert->BindInt(9, 200);
-        insert->BindText(10, check.reason);
-        insert->BindText(11, check.request_id);
-        insert->BindText(12, check.ip);
-        insert->BindText(13, check.user_agent);
+        insert->BindText(10, check.reason());
+        insert->BindText(11, check.request_id());
+        insert->BindText(12, check.ip());
+        insert->BindText(13, check.user_agent());
         insert->BindInt(14, check.latency_us);
         Status s = insert->Run();
         insert->Reset();
