@@ -205,6 +205,7 @@ void Service::RegisterRoutes(http::Router& router) {
        &Service::Dashboard},
   };
   for (const RouteSpec& spec : routes) AddRoute(router, spec);
+  RegisterMcpRoutes(router);
   RegisterDocRoutes(router, [this] { return options_.base_url; });
 }
 
@@ -330,7 +331,7 @@ store::ActivityEvent Service::EventOf(const http::Request& req, const Call& call
                                       std::string_view error) const {
   store::ActivityEvent e;
   e.at_ms = clock_.NowMs();
-  e.actor_kind = std::string(ActorKindName(call.who.kind));
+  e.actor_kind = req.via_mcp ? "mcp" : std::string(ActorKindName(call.who.kind));
   e.actor_id = call.who.actor_id;
   if (call.who.kind == ActorKind::kAgent && e.actor_id.empty()) e.actor_id = call.agent_id;
   e.user_id = call.who.user_id;
@@ -664,6 +665,23 @@ Status Service::CheckOrigin(const http::Request& req) const {
                        " does not match this server",
                    "Cookie-authenticated writes must come from the server's own origin (" +
                        OriginOf(options_.base_url) + ").");
+}
+
+bool Service::McpOriginAllowed(const http::Request& req) const {
+  if (req.origin.empty()) return true;  // not a browser: nothing to guard against
+  std::string origin = OriginOf(req.origin);
+  if (origin.empty()) return false;     // "null" or garbage
+  if (origin == OriginOf(options_.base_url)) return true;
+  std::string host = HostOfOrigin(origin);
+  std::string request_host(req.host);
+  for (char& c : request_host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (host == request_host) return true;
+  // Local tools (an inspector on localhost) may call a local server; a DNS-rebinding page
+  // cannot pose as one, as its Origin keeps the attacker's host name.
+  std::string name = host.substr(0, host[0] == '[' ? host.find(']') + 1 : host.find(':'));
+  if (name == "localhost" || name == "127.0.0.1" || name == "[::1]") return true;
+  return std::find(options_.mcp_origins.begin(), options_.mcp_origins.end(), origin) !=
+         options_.mcp_origins.end();
 }
 
 Status Service::CheckOrigin(const http::Request& req, const Principal& who) const {

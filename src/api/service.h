@@ -25,6 +25,7 @@
 #include "crypto/seal.h"
 #include "http/router.h"
 #include "mail/mailer.h"
+#include "mcp/server.h"
 #include "store/store.h"
 
 namespace agentgate::api {
@@ -201,6 +202,23 @@ class Service {
   Status CheckOrigin(const http::Request& req, const Principal& who) const;
   // Refuses cookie-authenticated writes from other sites.
   Status CheckOrigin(const http::Request& req) const;
+  // Whether a browser page at req.origin may call /mcp (the spec's DNS-rebinding guard).
+  bool McpOriginAllowed(const http::Request& req) const;
+
+  // MCP (mcp_api.cc): /mcp runs each tool call through the tool's own route.
+  struct McpCaller {
+    std::string principal;  // tok_…, ap_… or usr_…: sessions are bound to it
+    std::string agent_id;   // when an agent's secret authenticated
+    std::string user_id;    // the person behind a token or session
+  };
+  void RegisterMcpRoutes(http::Router& router);
+  Result<McpCaller> IdentifyMcp(const http::Request& req);
+  http::Response McpPost(http::Request& req);
+  http::Response McpDelete(http::Request& req);
+  http::Response McpRefusal(const http::Request& req, int status, int rpc_code,
+                            std::string message, const Error* error = nullptr) const;
+  http::Response WellKnownMcp(const http::Request& req) const;
+  class McpToolHost;
   bool IsAdmin(const store::UserRecord& user) const;
   bool IsAdminEmail(std::string_view email) const;
   void AddRateHeaders(http::Response& res, const authz::RateLimiter& limiter,
@@ -225,6 +243,9 @@ class Service {
   authz::RateLimiter check_limiter_;
   authz::RateLimiter magic_link_limiter_;
   CheckLog check_log_;
+  const http::Router* router_ = nullptr;  // for MCP tool calls; set by RegisterRoutes
+  std::unique_ptr<mcp::ToolRegistry> mcp_tools_;
+  std::unique_ptr<mcp::McpServer> mcp_;
   std::mutex flush_mu_;  // held while pending checks move from memory to the store
   std::int64_t dropped_reported_ = 0;  // guarded by flush_mu_
 };

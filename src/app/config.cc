@@ -116,6 +116,8 @@ Options (environment variable in brackets):
   --token-ttl DURATION      default lifetime of access tokens (default 90d)
   --allow-private-egress    let webhook URLs point at private, loopback and link-local
                             addresses (refused by default: they reach into your own network)
+  --mcp-origin ORIGIN       a browser origin (scheme://host[:port]) allowed to call /mcp besides
+                            this server's own and loopback ones; repeatable
   --webhook-retry-base DURATION  wait before the first webhook retry; doubles each time, with
                             jitter (default 1m)
   --webhook-retry-max DURATION   longest wait between webhook retries (default 6h)
@@ -226,6 +228,19 @@ Result<ServeConfig> ParseServeArgs(const std::vector<std::string>& args) {
       c.service.register_limit.enabled = false;
       c.service.check_limit.enabled = false;
       c.service.magic_link_limit.enabled = false;
+    } else if (arg == "--mcp-origin") {
+      if (!(s = need(v)).ok()) return s.take_error();
+      std::string origin = Lower(v);
+      while (!origin.empty() && origin.back() == '/') origin.pop_back();
+      auto scheme = origin.find("://");
+      bool valid = (origin.rfind("http://", 0) == 0 || origin.rfind("https://", 0) == 0) &&
+                   scheme != std::string::npos && origin.size() > scheme + 3 &&
+                   origin.find('/', scheme + 3) == std::string::npos;
+      if (!valid) {
+        return Bad("--mcp-origin must be an origin like https://app.example.com (scheme, host, "
+                   "optional port; no path)");
+      }
+      c.service.mcp_origins.push_back(origin);
     } else if (arg == "--allow-private-egress") {
       c.service.allow_private_egress = true;
       c.webhooks.allow_private_egress = true;

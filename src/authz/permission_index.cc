@@ -296,6 +296,14 @@ AuthResult PermissionIndex::Authenticate(std::string_view agent_id,
   return owner == agent_id ? AuthResult::kOk : AuthResult::kOtherAgent;
 }
 
+std::optional<std::string> PermissionIndex::AgentOfSecret(const crypto::Digest& secret_hash) const {
+  SecretShard& secrets = SecretShardFor(secret_hash);
+  std::shared_lock lock(secrets.mu);
+  auto it = secrets.owners.find(secret_hash);
+  if (it == secrets.owners.end()) return std::nullopt;
+  return it->second;
+}
+
 bool PermissionIndex::HasAgent(std::string_view agent_id) const {
   Shard& shard = ShardFor(agent_id);
   std::shared_lock lock(shard.mu);

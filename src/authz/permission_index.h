@@ -126,6 +126,8 @@ class PermissionIndex {
                   const json::object* context) const;
 
   AuthResult Authenticate(std::string_view agent_id, const crypto::Digest& secret_hash) const;
+  // The agent a secret belongs to (for callers that do not name an agent, such as MCP).
+  std::optional<std::string> AgentOfSecret(const crypto::Digest& secret_hash) const;
   bool HasAgent(std::string_view agent_id) const;
   std::optional<AgentSnapshot> Snapshot(std::string_view agent_id, std::int64_t now_ms) const;
   // The grants of agent_id for action that are active at now_ms.

@@ -213,6 +213,12 @@ TEST_F(PermissionIndexTest, KeepsTheScopeTextVerbatim) {
   EXPECT_EQ(d.grant->scope->object.at("max_spend").as_int64(), 500);
 }
 
+TEST_F(PermissionIndexTest, AgentOfSecretNamesTheOwner) {
+  EXPECT_EQ(index_.AgentOfSecret(SecretOf("ap_a")), "ap_a");
+  EXPECT_EQ(index_.AgentOfSecret(SecretOf("ap_b")), "ap_b");
+  EXPECT_EQ(index_.AgentOfSecret(crypto::Sha256("sk_ap_wrong")), std::nullopt);
+}
+
 TEST_F(PermissionIndexTest, AuthenticateOutcomes) {
   EXPECT_EQ(index_.Authenticate("ap_a", SecretOf("ap_a")), AuthResult::kOk);
   EXPECT_EQ(index_.Authenticate("ap_a", crypto::Sha256("sk_ap_wrong")), AuthResult::kUnknownSecret);

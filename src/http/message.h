@@ -35,6 +35,13 @@ struct Request {
   std::string_view user_agent;
   std::string_view idempotency_key;
   std::string_view remote_ip;
+  // Read only for /mcp.
+  std::string_view accept;
+  std::string_view mcp_session_id;
+  std::string_view mcp_protocol_version;
+  // Set when an MCP tool call runs this request through its route: the activity log then
+  // records actor kind "mcp".
+  bool via_mcp = false;
   std::string request_id;
   std::int64_t received_at_ns = 0;  // steady clock, for latency_ms
   // Path parameters filled by the router, e.g. {"agent_id", "ap_…"}.

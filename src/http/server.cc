@@ -29,9 +29,11 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 constexpr std::string_view kExposeHeaders =
-    "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy, Location, Idempotent-Replayed";
+    "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy, Location, Idempotent-Replayed, "
+    "Mcp-Session-Id, WWW-Authenticate";
 constexpr std::string_view kAllowHeaders =
-    "Authorization, Content-Type, Idempotency-Key, X-Request-Id, Accept";
+    "Authorization, Content-Type, Idempotency-Key, X-Request-Id, Accept, Mcp-Session-Id, "
+    "MCP-Protocol-Version, Last-Event-ID";
 constexpr std::string_view kAllowMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
 Method ToMethod(bhttp::verb v) {
@@ -247,6 +249,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (req.method != Method::kGet && req.method != Method::kHead) {
       auto it = msg.find("Idempotency-Key");
       if (it != msg.end()) req.idempotency_key = std::string_view(it->value());
+    }
+    if (req.path == "/mcp") {  // only the MCP endpoint reads these; other requests skip the search
+      req.accept = header(bhttp::field::accept);
+      auto it = msg.find("Mcp-Session-Id");
+      if (it != msg.end()) req.mcp_session_id = std::string_view(it->value());
+      it = msg.find("MCP-Protocol-Version");
+      if (it != msg.end()) req.mcp_protocol_version = std::string_view(it->value());
     }
     {
       auto it = msg.find("X-Request-Id");

@@ -15,7 +15,7 @@ import { Webhook } from 'standardwebhooks';
 import { startServer, api, registerAgent, signIn, uniqueEmail } from './lib/server.mjs';
 import { eventually } from './lib/expect.mjs';
 import {
-  spec, SPEC_PATH, operations, deref, validateResponse, validateWebhook, notValidated, forgetNotValidated,
+  spec, SPEC_PATH, operations, deref, validateResponse, validateWebhook, notValidated,
   matchTemplate,
 } from './lib/openapi.mjs';
 
@@ -215,18 +215,15 @@ test('every documented path lists exactly its methods (405 Allow, checked by the
   }
 });
 
-test('known endpoint paths of the design are documented (or not served); /mcp is reported', async (t) => {
-  // Paths named in DESIGN.md. api() throws for a served path other than /mcp that the spec does
-  // not document (those under /v1/ included); /mcp ones are recorded until MCP is documented.
+test('known endpoint paths of the design are documented (or not served), /mcp included', async () => {
+  // Paths named in DESIGN.md. api() throws for a served path that the spec does not document.
   const candidates = ['/', '/.well-known/mcp.json', '/integrations', '/connections', '/actions', '/act',
     '/action-run-logs/x', '/action-run-logs/x/details', '/export', '/import', '/connect', '/oauth/callback',
     '/mcp', '/v1/activity', '/v1/tokens', '/v1/webhooks', '/v1/permission-requests'];
   for (const p of candidates) {
     for (const method of ['GET', 'POST']) await api(srv.url, method, p, method === 'POST' ? { body: {} } : {});
   }
-  for (const e of notValidated()) {
-    t.diagnostic(`not in docs/openapi.json yet (not validated): ${e.method} ${e.path} -> ${e.status}`);
-  }
+  assert.deepEqual(notValidated(), [], 'every answer was validated against the spec');
 });
 
 test('abilities and webhook event types: the spec lists exactly the server\'s', async () => {
@@ -371,8 +368,8 @@ test('validateResponse catches mismatches', () => {
     error: 'rate_limited', message: 'm', docs: 'http://h/docs/errors#rate_limited', remediation: 'r', request_id: 'req_1',
   }), { ...rid, 'retry-after': 'soon' }), /Retry-After/);
   throwsLike(() => validateResponse('GET', '/health', 200, json, health, { ...rid, 'retry-after': '1' }), /does not declare/);
-  // Unknown paths: 404 not_found is fine; anything else is an undocumented endpoint, except
-  // under /mcp, where it is recorded and not validated; /v1/ is no exception.
+  // Unknown paths: 404 not_found is fine; anything else is an undocumented endpoint, /v1/ and
+  // /mcp/ included.
   const notFound = JSON.stringify({
     error: 'not_found', message: 'No such path: /nope', docs: 'http://h/docs/errors#not_found', remediation: 'r', request_id: 'req_1',
   });
@@ -380,10 +377,9 @@ test('validateResponse catches mismatches', () => {
   throwsLike(() => validateResponse('GET', '/integrations', 200, json, '[]', rid), /matches no path/);
   throwsLike(() => validateResponse('GET', '/v1/zz-validator-self-test', 200, json, '{}', rid), /matches no path/);
   assert.equal(validateResponse('GET', '/v1/zz-validator-self-test', 404, json, notFound, rid).validated, true);
-  const before = notValidated().length;
-  assert.equal(validateResponse('GET', '/mcp/zz-validator-self-test', 200, json, '{}', rid).validated, false);
-  assert.equal(notValidated().length, before + 1);
-  forgetNotValidated('/mcp/zz-validator-self-test');
+  throwsLike(() => validateResponse('GET', '/mcp/zz-validator-self-test', 200, json, '{}', rid), /matches no path/);
+  // /mcp itself is checked like the rest: a JSON-RPC answer must have its shape.
+  throwsLike(() => validateResponse('POST', '/mcp', 400, json, JSON.stringify({ jsonrpc: '2.0' }), rid), /does not match/);
   // A documented /v1 path: its body is checked like any other.
   throwsLike(() => validateResponse('GET', '/v1/tokens', 200, json, JSON.stringify({ data: [{ id: 'tok_x' }] }), rid),
     /does not match/);

@@ -26,12 +26,10 @@
 //         validated against the Error schema, and its Allow header must list exactly the
 //         methods the spec documents for that path (plus HEAD with GET, and OPTIONS).
 //
-//     Endpoints not in the spec yet: a request whose path is /mcp (or under /mcp/) and that the
-//     server answers with anything but 404 `not_found` — the MCP endpoint, which comes later — is
-//     NOT validated: it is recorded (see notValidated()) and reported on stderr when the test
-//     process exits, and the test goes on. Any other undocumented endpoint (path or method),
-//     those under /v1/ included, throws: every endpoint but /mcp must be in docs/openapi.json
-//     before its tests can pass.
+//     Every endpoint is documented, /mcp included: an undocumented endpoint (path or method)
+//     throws, so an endpoint must be in docs/openapi.json before its tests can pass.
+//     (notValidated() stays for areas that may be served before they are documented; there are
+//     none now.)
 //
 // validateWebhook(headers, body) → { validated: true, event: 'permission.granted', … }
 //     Checks one delivery agentgate made to a webhook receiver against the spec's top-level
@@ -80,10 +78,11 @@ export const spec = loadSpec();
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
-// Paths for endpoints that may exist before they are documented (see the header comment): only
-// MCP, which comes later. Everything under /v1/ is documented and validated like the rest.
+// Paths for endpoints that may exist before they are documented (see the header comment):
+// none now; MCP, the last such area, is documented and validated like the rest.
 function isNotYetDocumentedArea(p) {
-  return p === '/mcp' || p.startsWith('/mcp/');
+  void p;
+  return false;
 }
 
 // Headers whose presence is itself part of the contract: they must be declared on a response to
