@@ -113,14 +113,8 @@ void Service::RegisterMcpRoutes(http::Router& router) {
              [this](http::Request& req) { return McpPost(req); });
   router.Add(Method::kDelete, "/mcp", Dispatch::kInline,
              [this](http::Request& req) { return McpDelete(req); });
-  router.Add(Method::kGet, "/mcp", Dispatch::kInline, [this](http::Request& req) {
-    // No server-initiated messages: there is no stream to open (the spec's answer is 405).
-    http::Response r = McpRefusal(req, 405, mcp::kBadRequest,
-                                  "Method Not Allowed: this server sends no notifications, so "
-                                  "there is no stream to GET; POST JSON-RPC messages instead");
-    r.Header("Allow", "POST, DELETE");
-    return r;
-  });
+  // No GET: this server sends no server-initiated messages, so there is no stream to open; the
+  // router answers 405 with "Allow: POST, DELETE, OPTIONS", as the specification asks.
   router.Add(Method::kGet, "/.well-known/mcp.json", Dispatch::kInline,
              [this](http::Request& req) { return WellKnownMcp(req); });
 }
@@ -281,7 +275,7 @@ http::Response Service::WellKnownMcp(const http::Request& req) const {
     }
   }
   doc["tools"] = std::move(tools);
-  doc["documentation"] = base + "/docs#mcp";
+  doc["documentation"] = base + "/docs";  // the reference's "MCP" section
   http::Response r;
   r.body = Serialize(doc);
   r.Header("Cache-Control", "public, max-age=300");

@@ -379,10 +379,10 @@ test('HTTP: credentials, Origin, sessions and protocol versions', async () => {
   res = await rawPost(adminToken, 'x', { 'Mcp-Session-Id': session, 'Content-Type': 'text/plain' });
   assert.equal(res.status, 415);
 
-  // GET: no stream offered. DELETE ends the session.
+  // GET: no stream offered (405, the specification's answer). DELETE ends the session.
   const get = await api(srv.url, 'GET', '/mcp', { bearer: adminToken, headers: { Accept: 'text/event-stream' } });
   assert.equal(get.status, 405);
-  assert.equal(get.headers.get('allow'), 'POST, DELETE');
+  assert.equal(get.headers.get('allow'), 'POST, DELETE, OPTIONS');
   const del = await api(srv.url, 'DELETE', '/mcp', { bearer: adminToken, headers: { 'Mcp-Session-Id': session } });
   assert.equal(del.status, 204);
   res = await rawPost(adminToken, { jsonrpc: '2.0', id: 4, method: 'ping' }, { 'Mcp-Session-Id': session });

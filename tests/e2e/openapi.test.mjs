@@ -121,7 +121,10 @@ test('every operation: the shared statuses, X-Request-Id everywhere, the Error s
         const media = r.content?.['application/json'];
         const schema = media?.schema;
         const refs = JSON.stringify(schema ?? {});
-        if (!refs.includes('"#/components/schemas/Error"')) problems.push(`${name} ${status}: not the Error schema`);
+        // /mcp speaks JSON-RPC: its own refusals are JSON-RPC errors (agentgate's Error inside
+        // `data` where there is one); the HTTP layer's (413, 431, 500, 503) are the Error shape.
+        const shape = isJsonRpc(p, raw) ? '"#/components/schemas/JsonRpcAnswer"' : '"#/components/schemas/Error"';
+        if (!refs.includes(shape)) problems.push(`${name} ${status}: not the ${shape} schema`);
       }
       if (status === '429') {
         for (const h of ['Retry-After', 'RateLimit', 'RateLimit-Policy']) {
@@ -136,6 +139,11 @@ test('every operation: the shared statuses, X-Request-Id everywhere, the Error s
   }
   assert.deepEqual(problems, []);
 });
+
+// An answer of the MCP endpoint's own (not one of the shared HTTP-layer responses).
+function isJsonRpc(p, raw) {
+  return p === '/mcp' && !raw.$ref;
+}
 
 // The server's catalogue, from the page every error's `docs` link points to.
 async function servedCatalogue() {
@@ -166,7 +174,10 @@ test('error codes: the ErrorCode enum is the served catalogue; every listed code
     if (Number(status) >= 400 && codes.length === 0) problems.push(`${where}: no code list`);
   };
   for (const { method, path: p, operation } of operations()) {
-    for (const [status, raw] of Object.entries(operation.responses)) check(`${method.toUpperCase()} ${p} ${status}`, status, raw);
+    for (const [status, raw] of Object.entries(operation.responses)) {
+      if (isJsonRpc(p, raw)) continue;  // JSON-RPC codes, documented in JsonRpcError
+      check(`${method.toUpperCase()} ${p} ${status}`, status, raw);
+    }
   }
   assert.deepEqual(problems, []);
 });
