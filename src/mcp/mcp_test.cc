@@ -148,7 +148,12 @@ class FakeHost final : public ToolHost {
 
 class McpServerTest : public ::testing::Test {
  protected:
-  McpServerTest() : server_(Registry(), ServerInfo{.version = "9.9"}, random_, clock_, Limits()) {}
+  McpServerTest() : server_(Registry(), Info(), random_, clock_, Limits()) {}
+  static ServerInfo Info() {
+    ServerInfo info;
+    info.version = "9.9";
+    return info;
+  }
   static SessionLimits Limits() {
     SessionLimits limits;
     limits.max_per_principal = 3;
