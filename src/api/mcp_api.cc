@@ -171,7 +171,7 @@ Result<Service::McpCaller> Service::IdentifyMcp(const http::Request& req) {
                    "with 'agentgate token create'.");
 }
 
-http::Response Service::McpPost(http::Request& req) {
+std::optional<http::Response> Service::McpGate(const http::Request& req, McpCaller& caller) {
   if (!mcp_) {
     return McpRefusal(req, 503, mcp::kInternalError, "The MCP server is not available");
   }
@@ -183,9 +183,9 @@ http::Response Service::McpPost(http::Request& req) {
                         "with --mcp-origin " + std::string(req.origin.substr(0, 200)) + ".");
     return McpRefusal(req, 403, mcp::kBadRequest, "Forbidden: " + e.message, &e);
   }
-  auto caller = IdentifyMcp(req);
-  if (!caller.ok()) {
-    Error e = caller.take_error();
+  auto identified = IdentifyMcp(req);
+  if (!identified.ok()) {
+    Error e = identified.take_error();
     http::Response r = McpRefusal(req, 401, mcp::kBadRequest, "Unauthorized: " + e.message, &e);
     r.Header("WWW-Authenticate", req.authorization.empty()
                                      ? std::string("Bearer realm=\"agentgate\"")
@@ -193,15 +193,22 @@ http::Response Service::McpPost(http::Request& req) {
                                                    "error=\"invalid_token\""));
     return r;
   }
+  caller = std::move(*identified);
+  return std::nullopt;
+}
+
+http::Response Service::McpPost(http::Request& req) {
+  McpCaller caller;
+  if (auto refusal = McpGate(req, caller)) return std::move(*refusal);
   mcp::Incoming in;
   in.body = req.body;
   in.session_id = req.mcp_session_id;
   in.protocol_version = req.mcp_protocol_version;
   in.accept = req.accept;
   in.content_type = req.content_type;
-  in.principal = caller->principal;
-  in.agent_id = caller->agent_id;
-  McpToolHost host(*this, req, *caller);
+  in.principal = caller.principal;
+  in.agent_id = caller.agent_id;
+  McpToolHost host(*this, req, caller);
   mcp::Outgoing out = mcp_->Post(in, host);
   http::Response r;
   r.status = out.status;
@@ -213,20 +220,11 @@ http::Response Service::McpPost(http::Request& req) {
 }
 
 http::Response Service::McpDelete(http::Request& req) {
-  if (!mcp_) return McpRefusal(req, 503, mcp::kInternalError, "The MCP server is not available");
-  if (!McpOriginAllowed(req)) {
-    return McpRefusal(req, 403, mcp::kBadRequest, "Forbidden: this Origin may not call /mcp");
-  }
-  auto caller = IdentifyMcp(req);
-  if (!caller.ok()) {
-    Error e = caller.take_error();
-    http::Response r = McpRefusal(req, 401, mcp::kBadRequest, "Unauthorized: " + e.message, &e);
-    r.Header("WWW-Authenticate", "Bearer realm=\"agentgate\"");
-    return r;
-  }
+  McpCaller caller;
+  if (auto refusal = McpGate(req, caller)) return std::move(*refusal);
   mcp::Incoming in;
   in.session_id = req.mcp_session_id;
-  in.principal = caller->principal;
+  in.principal = caller.principal;
   mcp::Outgoing out = mcp_->Delete(in);
   http::Response r;
   r.status = out.status;

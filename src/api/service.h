@@ -213,6 +213,9 @@ class Service {
   };
   void RegisterMcpRoutes(http::Router& router);
   Result<McpCaller> IdentifyMcp(const http::Request& req);
+  // The checks every /mcp request passes (server ready, Origin, credential): a refusal, or
+  // nullopt with `caller` filled in.
+  std::optional<http::Response> McpGate(const http::Request& req, McpCaller& caller);
   http::Response McpPost(http::Request& req);
   http::Response McpDelete(http::Request& req);
   http::Response McpRefusal(const http::Request& req, int status, int rpc_code,
