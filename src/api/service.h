@@ -166,6 +166,14 @@ class Service {
   http::Response ReplayWebhookMessage(http::Request& req, Call& call);
   // The caller's endpoint named by the path, or not_found.
   Result<store::WebhookEndpoint> OwnWebhook(const http::Request& req, const Call& call);
+  // That endpoint and the page (?limit, ?cursor) of a list under it.
+  struct EndpointPage {
+    store::WebhookEndpoint endpoint;
+    int limit = 0;
+    std::int64_t cursor = 0;
+  };
+  Result<EndpointPage> OwnWebhookPage(const http::Request& req, Call& call,
+                                      std::string_view cursor_prefix);
   void NotifyWebhooks() const {
     if (notify_webhooks_ && webhook_endpoints_.load(std::memory_order_relaxed) > 0) {
       notify_webhooks_();

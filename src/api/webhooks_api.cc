@@ -378,39 +378,35 @@ http::Response Service::TestWebhook(http::Request& req, Call& call) {
   return Json(202, Serialize(out));
 }
 
-http::Response Service::ListWebhookDeliveries(http::Request& req, Call& call) {
+Result<Service::EndpointPage> Service::OwnWebhookPage(const http::Request& req, Call& call,
+                                                      std::string_view cursor_prefix) {
   auto e = OwnWebhook(req, call);
-  if (!e.ok()) return Fail(req, e.take_error());
+  if (!e.ok()) return e.take_error();
   call.target = e->id;
   http::Query query(req.query);
-  if (!query.valid()) {
-    return Fail(req, MakeError(Code::kInvalidField, "The query string is malformed"));
-  }
+  if (!query.valid()) return MakeError(Code::kInvalidField, "The query string is malformed");
   auto limit = ParseLimit(query, 50, 500);
-  if (!limit.ok()) return Fail(req, limit.take_error());
-  auto cursor = ParseCursor(query, "wha_");
-  if (!cursor.ok()) return Fail(req, cursor.take_error());
-  auto attempts = store_.ListWebhookAttempts(e->id, *cursor, *limit + 1);
+  if (!limit.ok()) return limit.take_error();
+  auto cursor = ParseCursor(query, cursor_prefix);
+  if (!cursor.ok()) return cursor.take_error();
+  return EndpointPage{std::move(*e), *limit, *cursor};
+}
+
+http::Response Service::ListWebhookDeliveries(http::Request& req, Call& call) {
+  auto page = OwnWebhookPage(req, call, "wha_");
+  if (!page.ok()) return Fail(req, page.take_error());
+  auto attempts = store_.ListWebhookAttempts(page->endpoint.id, page->cursor, page->limit + 1);
   if (!attempts.ok()) return Fail(req, attempts.take_error());
-  return Json(200, Serialize(PageJson(*attempts, *limit, "wha_", AttemptJson,
+  return Json(200, Serialize(PageJson(*attempts, page->limit, "wha_", AttemptJson,
                                       [](const auto& a) { return a.id; })));
 }
 
 http::Response Service::ListWebhookMessages(http::Request& req, Call& call) {
-  auto e = OwnWebhook(req, call);
-  if (!e.ok()) return Fail(req, e.take_error());
-  call.target = e->id;
-  http::Query query(req.query);
-  if (!query.valid()) {
-    return Fail(req, MakeError(Code::kInvalidField, "The query string is malformed"));
-  }
-  auto limit = ParseLimit(query, 50, 500);
-  if (!limit.ok()) return Fail(req, limit.take_error());
-  auto cursor = ParseCursor(query, "whm_");
-  if (!cursor.ok()) return Fail(req, cursor.take_error());
-  auto messages = store_.ListWebhookMessages(e->id, *cursor, *limit + 1);
+  auto page = OwnWebhookPage(req, call, "whm_");
+  if (!page.ok()) return Fail(req, page.take_error());
+  auto messages = store_.ListWebhookMessages(page->endpoint.id, page->cursor, page->limit + 1);
   if (!messages.ok()) return Fail(req, messages.take_error());
-  return Json(200, Serialize(PageJson(*messages, *limit, "whm_", MessageJson,
+  return Json(200, Serialize(PageJson(*messages, page->limit, "whm_", MessageJson,
                                       [](const auto& m) { return m.row; })));
 }
 
