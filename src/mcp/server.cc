@@ -208,7 +208,7 @@ std::string McpServer::NewSession(const std::string& principal, const std::strin
   } else if (sessions_.size() >= limits_.max_sessions && oldest != sessions_.end()) {
     sessions_.erase(oldest);
   }
-  sessions_[id] = Session{principal, version, now, false};
+  sessions_[id] = Session{principal, version, now};
   return id;
 }
 
@@ -345,12 +345,12 @@ Outgoing McpServer::Post(const Incoming& in, ToolHost& host) {
     }
     json::array answers;
     for (const auto& m : messages) {
-      if (auto answer = Handle(m, session_id, version, in, host)) answers.push_back(*answer);
+      if (auto answer = Handle(m, version, in, host)) answers.push_back(*answer);
     }
     if (answers.empty()) return Reply(format, 202, "");
     return Reply(format, 200, Serialize(answers));
   }
-  auto answer = Handle(message, session_id, version, in, host);
+  auto answer = Handle(message, version, in, host);
   if (!answer) return Reply(format, 202, "");
   // A malformed message is the request's fault: 400, as for a parse error.
   bool invalid = answer->is_object() && answer->get_object().contains("error") &&
@@ -359,7 +359,6 @@ Outgoing McpServer::Post(const Incoming& in, ToolHost& host) {
 }
 
 std::optional<json::value> McpServer::Handle(const json::value& message,
-                                             const std::string& session_id,
                                              const std::string& version, const Incoming& in,
                                              ToolHost& host) {
   Classified c = Classify(message);
@@ -368,16 +367,10 @@ std::optional<json::value> McpServer::Handle(const json::value& message,
       return RpcError(c.id, kInvalidRequest, "Invalid Request: " + c.reason);
     case Kind::kResponse:
       return std::nullopt;  // this server sends no requests; a stray response is ignored
-    case Kind::kNotification: {
-      std::string_view method = message.at("method").get_string();
-      if (method == "notifications/initialized") {
-        std::lock_guard lock(mu_);
-        if (auto it = sessions_.find(session_id); it != sessions_.end()) {
-          it->second.initialized = true;
-        }
-      }
-      return std::nullopt;  // others (cancelled, progress, roots changed) need no answer
-    }
+    case Kind::kNotification:
+      // initialized, cancelled, progress, roots changed: nothing to answer or to keep (tool calls
+      // are answered as they come, so there is nothing to cancel).
+      return std::nullopt;
     case Kind::kRequest:
       break;
   }

@@ -101,7 +101,6 @@ class McpServer {
     std::string principal;
     std::string version;
     std::int64_t last_used_ms = 0;
-    bool initialized = false;  // notifications/initialized arrived
   };
   enum class Format { kJson, kEventStream, kNone };
   static Format Negotiate(std::string_view accept);
@@ -109,9 +108,8 @@ class McpServer {
   Outgoing Reply(Format format, int status, std::string body) const;
   Outgoing Initialize(const Incoming& in, Format format, const json::object& message);
   // Answers one message of a session; nullopt for notifications and responses.
-  std::optional<json::value> Handle(const json::value& message, const std::string& session_id,
-                                    const std::string& version, const Incoming& in,
-                                    ToolHost& host);
+  std::optional<json::value> Handle(const json::value& message, const std::string& version,
+                                    const Incoming& in, ToolHost& host);
   json::value CallTool(const json::value& id, const json::object& params,
                        const std::string& version, const Incoming& in, ToolHost& host);
   std::string NewSession(const std::string& principal, const std::string& version);

@@ -161,10 +161,6 @@ const json::value* Resolve(const json::value& v, const json::value& root) {
 
 std::span<const ToolSpec> ToolSpecs() { return kToolSpecs; }
 
-json::value StandaloneSchema(const json::value& schema, const json::value& document) {
-  return Inline(schema, document, 0);
-}
-
 Result<ToolRegistry> ToolRegistry::FromOpenApi(std::string_view openapi_json) {
   boost::system::error_code ec;
   json::value root = json::parse(openapi_json, ec);

@@ -71,8 +71,4 @@ class ToolRegistry {
   std::vector<Tool> tools_;
 };
 
-// A copy of an OpenAPI schema that stands alone as JSON Schema: local "$ref"s inlined and the
-// OpenAPI-only keywords (example, discriminator, xml, externalDocs) dropped.
-json::value StandaloneSchema(const json::value& schema, const json::value& document);
-
 }  // namespace agentgate::mcp

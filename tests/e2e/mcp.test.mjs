@@ -399,6 +399,32 @@ test('HTTP: credentials, Origin, sessions and protocol versions', async () => {
   assert.match(res.headers.get('access-control-expose-headers'), /Mcp-Session-Id/);
 });
 
+test('--mcp-origin: a bad value stops the server with a clear message; a good one admits that origin', async () => {
+  for (const bad of ['https://app.example.com/path', 'app.example.com', 'ftp://app.example.com', 'https://']) {
+    const out = await new Promise((resolve) => {
+      execFile(BINARY, ['serve', '--listen', '127.0.0.1:0', '--data-dir', makeTempDir(), '--mcp-origin', bad],
+        { timeout: 10000 }, (error, stdout, stderr) => resolve({ code: error?.code ?? 0, stderr }));
+    });
+    assert.equal(out.code, 2, `--mcp-origin ${bad}`);
+    assert.match(out.stderr, /--mcp-origin must be an origin like https:\/\/app\.example\.com/);
+  }
+  const other = await startServer({ args: ['--mcp-origin', 'https://App.Example.com/'] });
+  try {
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25' } };
+    const token = (await api(other.url, 'POST', '/v1/tokens', {
+      cookie: await signIn(other.url, uniqueEmail('origin')), body: { name: 'o', abilities: ['*'] },
+    })).json.token;
+    const post = (origin) => api(other.url, 'POST', '/mcp', {
+      bearer: token, body: JSON.stringify(init), headers: { 'Content-Type': 'application/json', Origin: origin },
+    });
+    assert.equal((await post('https://app.example.com')).status, 200);
+    assert.equal((await post('https://app.example.com:8443')).status, 403);
+    assert.equal((await post('https://evil.example.com')).status, 403);
+  } finally {
+    await other.stop();
+  }
+});
+
 test('HTTP: malformed JSON-RPC and batch misuse get the specification\'s errors; the server keeps serving', async () => {
   const session = await openSession(adminToken);
   const s = { 'Mcp-Session-Id': session };
