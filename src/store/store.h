@@ -301,6 +301,102 @@ struct IdempotencyOutcome {
   std::string body;
 };
 
+// --- integration engine -------------------------------------------------------------------------
+
+// A workspace: the scope of tenants, integrations and connections. A fresh server has one, the
+// default, made on first start. Its secret signs tenant and manager tokens (HS256); sealed.
+struct WorkspaceRecord {
+  std::string id;   // "ws_…"
+  std::string key;  // the public workspaceKey carried in tokens
+  std::string name;
+  std::string secret_sealed;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+// A tenant: an isolated scope of connections inside a workspace, named by the app (or a
+// signed-in person's user id). Tenants come into being on first use.
+struct TenantRecord {
+  std::string workspace_id;
+  std::string key;
+  std::string name;         // "" when never given
+  std::string fields_json;  // JSON object, "" when never given
+  std::int64_t created_at_ms = 0;
+  std::int64_t last_seen_ms = 0;
+};
+
+// A connector a workspace defined itself (the shipped catalogue is not stored).
+struct ConnectorRecord {
+  std::string id;  // "cnr_…"
+  std::string workspace_id;
+  std::string key;
+  std::string spec_json;  // the normalized connector, as GET /connectors shows it
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+// An integration: a workspace's use of one connector, with its OAuth client parameters.
+struct IntegrationRecord {
+  std::string id;  // "int_…"
+  std::string workspace_id;
+  std::string key;
+  std::string name;
+  std::string connector_key;
+  std::string parameters_json;       // JSON object of the non-secret parameters (clientId, scopes…)
+  std::string client_secret_sealed;  // "" when none
+  std::optional<std::int64_t> archived_at_ms;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+// A connection: one tenant's authenticated link to an external app through an integration.
+struct ConnectionRecord {
+  std::string id;  // "conn_…"
+  std::string workspace_id;
+  std::string tenant_key;
+  std::string key;
+  std::string name;
+  std::string integration_id;
+  std::string state;                 // BUILDING, CLIENT_ACTION_REQUIRED, READY, DISCONNECTED,
+                                     // CONFIGURATION_ERROR, SETUP_FAILED
+  std::string error_json;            // {"code", "message"} of the last failure, "" when none
+  std::string fields_json;           // connection fields (e.g. {"subdomain": "acme"}), "" none
+  std::string credentials_sealed;    // sealed JSON of tokens or keys, "" when none yet
+  std::optional<std::int64_t> token_expires_at_ms;  // access token expiry, when known
+  std::int64_t refresh_failed_at_ms = 0;            // last failed refresh (for the cooldown)
+  std::int64_t version = 0;          // bumped by every update (optimistic concurrency)
+  std::optional<std::int64_t> archived_at_ms;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+struct ConnectionFilter {
+  std::string workspace_id;
+  std::string tenant_key;      // "" = every tenant (manager)
+  std::string integration_id;  // "" = any
+  std::string search;          // "" = any; substring of key or name, case-insensitive
+  bool include_archived = false;
+  std::int64_t after_created_ms = -1;  // the cursor: rows after (created_at, id)
+  std::string after_id;
+  int limit = 100;
+};
+
+// A pending browser connect: the token in clientAction.uiUrl and, once the person started the
+// OAuth redirect, the state, PKCE verifier and browser binding that the callback checks.
+struct ConnectSessionRecord {
+  crypto::Digest token_hash{};
+  std::string connection_id;
+  std::string workspace_id;
+  std::string tenant_key;
+  std::optional<crypto::Digest> state_hash;    // set when the redirect started
+  std::optional<crypto::Digest> browser_hash;  // the cookie that binds the callback to the browser
+  std::string verifier_sealed;                 // PKCE code verifier, sealed
+  std::string redirect_uri;
+  std::int64_t created_at_ms = 0;
+  std::int64_t expires_at_ms = 0;
+  std::optional<std::int64_t> used_at_ms;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -427,6 +523,69 @@ class Store {
   // Forgets a started key (the request failed validation or the server failed): a retry runs
   // the request again.
   virtual Status AbandonIdempotent(const crypto::Digest& key) = 0;
+
+  // --- integration engine ------------------------------------------------------------------
+  // Inserts the workspace unless one with its id exists; returns the stored one.
+  virtual Result<WorkspaceRecord> EnsureWorkspace(const WorkspaceRecord& if_absent) = 0;
+  virtual Result<std::vector<WorkspaceRecord>> ListWorkspaces() = 0;
+  virtual Status UpdateWorkspaceSecret(const std::string& id, const std::string& secret_sealed,
+                                       std::int64_t at_ms, const Effects& effects) = 0;
+  // Creates the tenant, or refreshes last_seen (and name / fields when given).
+  virtual Status TouchTenant(const TenantRecord& tenant) = 0;
+
+  virtual Status InsertConnector(const ConnectorRecord& connector, const Effects& effects) = 0;
+  virtual Result<std::vector<ConnectorRecord>> ListConnectors(const std::string& workspace_id) = 0;
+
+  // Key unique per workspace (conflict otherwise).
+  virtual Status InsertIntegration(const IntegrationRecord& integration,
+                                   const Effects& effects) = 0;
+  virtual Status UpdateIntegration(const IntegrationRecord& integration,
+                                   const Effects& effects) = 0;
+  // By id or key.
+  virtual Result<std::optional<IntegrationRecord>> FindIntegration(
+      const std::string& workspace_id, const std::string& id_or_key) = 0;
+  // Oldest first.
+  virtual Result<std::vector<IntegrationRecord>> ListIntegrations(const std::string& workspace_id,
+                                                                  bool include_archived) = 0;
+
+  // Key unique per workspace and tenant (conflict otherwise).
+  virtual Status InsertConnection(const ConnectionRecord& connection, const Effects& effects) = 0;
+  // Writes the connection if its stored version is still expected_version (the new record
+  // carries expected_version + 1); false, and nothing written, when another write came first.
+  virtual Result<bool> UpdateConnection(const ConnectionRecord& connection,
+                                        std::int64_t expected_version,
+                                        const Effects& effects) = 0;
+  virtual Result<std::optional<ConnectionRecord>> FindConnection(const std::string& workspace_id,
+                                                                 const std::string& id) = 0;
+  virtual Result<std::optional<ConnectionRecord>> FindConnectionByKey(
+      const std::string& workspace_id, const std::string& tenant_key, const std::string& key) = 0;
+  // Oldest first, from the cursor.
+  virtual Result<std::vector<ConnectionRecord>> ListConnections(
+      const ConnectionFilter& filter) = 0;
+
+  virtual Status InsertConnectSession(const ConnectSessionRecord& session) = 0;
+  // Unused and unexpired at now_ms.
+  virtual Result<std::optional<ConnectSessionRecord>> FindConnectSession(
+      const crypto::Digest& token_hash, std::int64_t now_ms) = 0;
+  // Records the start of the redirect (state, browser binding, verifier) on an unused session.
+  virtual Result<bool> StartConnectSession(const crypto::Digest& token_hash,
+                                           const crypto::Digest& state_hash,
+                                           const crypto::Digest& browser_hash,
+                                           const std::string& verifier_sealed,
+                                           const std::string& redirect_uri,
+                                           std::int64_t now_ms) = 0;
+  // Marks the session whose redirect carried this state used, atomically, and returns it; nullopt
+  // when there is none, it was used, or it expired.
+  virtual Result<std::optional<ConnectSessionRecord>> ConsumeConnectSession(
+      const crypto::Digest& state_hash, std::int64_t now_ms) = 0;
+  // Ends every unused session of a connection (a finished form, a new connect).
+  virtual Status EndConnectSessions(const std::string& connection_id, std::int64_t now_ms) = 0;
+
+  // Re-seals every sealed value (webhook secrets, workspace secrets, OAuth client secrets,
+  // connection credentials, PKCE verifiers) for which reseal returns a new text, in one
+  // transaction. Returns how many values changed.
+  using ResealFn = std::function<Result<std::optional<std::string>>(const std::string& sealed)>;
+  virtual Result<std::int64_t> ResealAll(const ResealFn& reseal) = 0;
 
   // --- bookkeeping and statistics -------------------------------------------------------------
   virtual Status FlushBookkeeping(const Bookkeeping& batch) = 0;

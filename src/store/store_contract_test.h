@@ -2012,6 +2012,277 @@ TYPED_TEST_P(StoreContractTest, ClaimExpiredGrantsReportsEachExpiryOnce) {
   EXPECT_EQ(ActivityLog(this->store(), AnyActivity()).size(), 4u);
 }
 
+// --- integration engine -------------------------------------------------------------------------
+
+inline WorkspaceRecord TestWorkspace(const std::string& id) {
+  WorkspaceRecord w;
+  w.id = id;
+  w.key = "key-" + id;
+  w.name = "Workspace " + id;
+  w.secret_sealed = "v2:k1:secret-" + id;
+  w.created_at_ms = kNow;
+  w.updated_at_ms = kNow;
+  return w;
+}
+
+inline IntegrationRecord TestIntegration(const std::string& ws, const std::string& id,
+                                         const std::string& key) {
+  IntegrationRecord i;
+  i.id = id;
+  i.workspace_id = ws;
+  i.key = key;
+  i.name = "Integration " + key;
+  i.connector_key = key;
+  i.parameters_json = R"({"clientId":"abc"})";
+  i.created_at_ms = kNow;
+  i.updated_at_ms = kNow;
+  return i;
+}
+
+inline ConnectionRecord TestConnection(const std::string& ws, const std::string& tenant,
+                                       const std::string& id, const std::string& key,
+                                       const std::string& integration_id, std::int64_t at_ms) {
+  ConnectionRecord c;
+  c.id = id;
+  c.workspace_id = ws;
+  c.tenant_key = tenant;
+  c.key = key;
+  c.name = "Conn " + key;
+  c.integration_id = integration_id;
+  c.state = "READY";
+  c.credentials_sealed = "v2:k1:creds-" + id;
+  c.created_at_ms = at_ms;
+  c.updated_at_ms = at_ms;
+  return c;
+}
+
+TYPED_TEST_P(StoreContractTest, WorkspacesAreMadeOnceAndTheirSecretRotates) {
+  Store& store = this->store();
+  Result<WorkspaceRecord> first = store.EnsureWorkspace(TestWorkspace("ws_1"));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first->secret_sealed, "v2:k1:secret-ws_1");
+  WorkspaceRecord other = TestWorkspace("ws_1");
+  other.secret_sealed = "different";
+  Result<WorkspaceRecord> again = store.EnsureWorkspace(other);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->secret_sealed, "v2:k1:secret-ws_1") << "the first workspace stays";
+  ASSERT_TRUE(store.UpdateWorkspaceSecret("ws_1", "rotated", kNow + 5, Effects{}).ok());
+  Result<std::vector<WorkspaceRecord>> all = store.ListWorkspaces();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].secret_sealed, "rotated");
+  EXPECT_EQ((*all)[0].updated_at_ms, kNow + 5);
+  EXPECT_EQ(store.UpdateWorkspaceSecret("ws_nope", "x", kNow, Effects{}).error().code,
+            Code::kNotFound);
+  TenantRecord tenant{"ws_1", "t1", "", "", kNow, kNow};
+  ASSERT_TRUE(store.TouchTenant(tenant).ok());
+  tenant.name = "Acme";
+  tenant.last_seen_ms = kNow + 10;
+  ASSERT_TRUE(store.TouchTenant(tenant).ok());
+}
+
+TYPED_TEST_P(StoreContractTest, IntegrationsAndConnectorsRoundTrip) {
+  Store& store = this->store();
+  ASSERT_TRUE(store.EnsureWorkspace(TestWorkspace("ws_1")).ok());
+  ASSERT_TRUE(store.EnsureWorkspace(TestWorkspace("ws_2")).ok());
+  IntegrationRecord gh = TestIntegration("ws_1", "int_1", "github");
+  ASSERT_TRUE(store.InsertIntegration(gh, Effects{}).ok());
+  EXPECT_EQ(store.InsertIntegration(TestIntegration("ws_1", "int_2", "github"), Effects{})
+                .error()
+                .code,
+            Code::kConflict)
+      << "keys are unique per workspace";
+  ASSERT_TRUE(store.InsertIntegration(TestIntegration("ws_2", "int_3", "github"), Effects{}).ok());
+
+  auto by_key = store.FindIntegration("ws_1", "github");
+  ASSERT_TRUE(by_key.ok() && by_key->has_value());
+  EXPECT_EQ((*by_key)->id, "int_1");
+  auto by_id = store.FindIntegration("ws_1", "int_1");
+  ASSERT_TRUE(by_id.ok() && by_id->has_value());
+  EXPECT_EQ((*by_id)->parameters_json, R"({"clientId":"abc"})");
+  auto other_ws = store.FindIntegration("ws_1", "int_3");
+  ASSERT_TRUE(other_ws.ok());
+  EXPECT_FALSE(other_ws->has_value()) << "another workspace's integration is invisible";
+
+  gh.archived_at_ms = kNow + 1;
+  gh.client_secret_sealed = "v2:k1:s";
+  ASSERT_TRUE(store.UpdateIntegration(gh, Effects{}).ok());
+  auto active = store.ListIntegrations("ws_1", false);
+  ASSERT_TRUE(active.ok());
+  EXPECT_TRUE(active->empty());
+  auto all = store.ListIntegrations("ws_1", true);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].archived_at_ms, kNow + 1);
+  EXPECT_EQ((*all)[0].client_secret_sealed, "v2:k1:s");
+
+  ConnectorRecord custom{"cnr_1", "ws_1", "mycrm", R"({"key":"mycrm"})", kNow, kNow};
+  ASSERT_TRUE(store.InsertConnector(custom, Effects{}).ok());
+  custom.id = "cnr_2";
+  EXPECT_EQ(store.InsertConnector(custom, Effects{}).error().code, Code::kConflict);
+  auto connectors = store.ListConnectors("ws_1");
+  ASSERT_TRUE(connectors.ok());
+  ASSERT_EQ(connectors->size(), 1u);
+  EXPECT_EQ((*connectors)[0].spec_json, R"({"key":"mycrm"})");
+  EXPECT_TRUE(store.ListConnectors("ws_2")->empty());
+}
+
+TYPED_TEST_P(StoreContractTest, ConnectionsAreIsolatedPagedAndVersioned) {
+  Store& store = this->store();
+  ASSERT_TRUE(store.EnsureWorkspace(TestWorkspace("ws_1")).ok());
+  ASSERT_TRUE(store.InsertIntegration(TestIntegration("ws_1", "int_1", "github"), Effects{}).ok());
+  for (int i = 0; i < 5; ++i) {
+    std::string n = std::to_string(i);
+    ASSERT_TRUE(store
+                    .InsertConnection(TestConnection("ws_1", i % 2 == 0 ? "alice" : "bob",
+                                                     "conn_" + n, "gh-" + n, "int_1", kNow + i),
+                                      Effects{})
+                    .ok());
+  }
+  EXPECT_EQ(store.InsertConnection(TestConnection("ws_1", "alice", "conn_x", "gh-0", "int_1", kNow),
+                                   Effects{})
+                .error()
+                .code,
+            Code::kConflict)
+      << "keys are unique per tenant";
+  ASSERT_TRUE(
+      store.InsertConnection(TestConnection("ws_1", "bob", "conn_y", "gh-0", "int_1", kNow + 9),
+                             Effects{})
+          .ok())
+      << "another tenant may use the same key";
+
+  ConnectionFilter f;
+  f.workspace_id = "ws_1";
+  f.tenant_key = "alice";
+  auto alice = store.ListConnections(f);
+  ASSERT_TRUE(alice.ok());
+  ASSERT_EQ(alice->size(), 3u);
+  for (const auto& c : *alice) EXPECT_EQ(c.tenant_key, "alice");
+  f.limit = 2;
+  auto page1 = store.ListConnections(f);
+  ASSERT_EQ(page1->size(), 2u);
+  f.after_created_ms = page1->back().created_at_ms;
+  f.after_id = page1->back().id;
+  auto page2 = store.ListConnections(f);
+  ASSERT_EQ(page2->size(), 1u);
+  EXPECT_EQ((*page2)[0].id, "conn_4");
+  ConnectionFilter search;
+  search.workspace_id = "ws_1";
+  search.search = "GH-3";
+  auto found = store.ListConnections(search);
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].tenant_key, "bob");
+
+  auto by_key = store.FindConnectionByKey("ws_1", "bob", "gh-0");
+  ASSERT_TRUE(by_key.ok() && by_key->has_value());
+  EXPECT_EQ((*by_key)->id, "conn_y");
+  auto missing = store.FindConnection("ws_other", "conn_0");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+
+  ConnectionRecord c = **store.FindConnection("ws_1", "conn_0");
+  EXPECT_EQ(c.version, 0);
+  ConnectionRecord next = c;
+  next.version = 1;
+  next.state = "DISCONNECTED";
+  next.token_expires_at_ms = kNow + 3600;
+  next.archived_at_ms = kNow + 7;
+  Result<bool> won = store.UpdateConnection(next, 0, Effects{});
+  ASSERT_TRUE(won.ok());
+  EXPECT_TRUE(*won);
+  ConnectionRecord stale = c;
+  stale.version = 1;
+  stale.state = "READY";
+  Result<bool> lost = store.UpdateConnection(stale, 0, Effects{});
+  ASSERT_TRUE(lost.ok());
+  EXPECT_FALSE(*lost) << "a write based on an old version is refused";
+  ConnectionRecord now = **store.FindConnection("ws_1", "conn_0");
+  EXPECT_EQ(now.state, "DISCONNECTED");
+  EXPECT_EQ(now.token_expires_at_ms, kNow + 3600);
+  EXPECT_EQ(now.version, 1);
+  f.after_created_ms = -1;
+  f.after_id.clear();
+  f.limit = 100;
+  EXPECT_EQ(store.ListConnections(f)->size(), 2u) << "archived connections are hidden";
+  f.include_archived = true;
+  EXPECT_EQ(store.ListConnections(f)->size(), 3u);
+}
+
+TYPED_TEST_P(StoreContractTest, ConnectSessionsAreSingleUseAndExpire) {
+  Store& store = this->store();
+  ASSERT_TRUE(store.EnsureWorkspace(TestWorkspace("ws_1")).ok());
+  ASSERT_TRUE(store.InsertIntegration(TestIntegration("ws_1", "int_1", "github"), Effects{}).ok());
+  ASSERT_TRUE(
+      store.InsertConnection(TestConnection("ws_1", "t", "conn_1", "k", "int_1", kNow), Effects{})
+          .ok());
+  ConnectSessionRecord session;
+  session.token_hash = crypto::Sha256("token");
+  session.connection_id = "conn_1";
+  session.workspace_id = "ws_1";
+  session.tenant_key = "t";
+  session.created_at_ms = kNow;
+  session.expires_at_ms = kNow + 1000;
+  ASSERT_TRUE(store.InsertConnectSession(session).ok());
+  auto found = store.FindConnectSession(session.token_hash, kNow);
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_FALSE((*found)->state_hash.has_value());
+  EXPECT_FALSE(store.FindConnectSession(session.token_hash, kNow + 1000)->has_value())
+      << "expired";
+
+  crypto::Digest state = crypto::Sha256("state");
+  crypto::Digest browser = crypto::Sha256("browser");
+  EXPECT_FALSE(*store.ConsumeConnectSession(state, kNow) ? true : false) << "not started yet";
+  Result<bool> started =
+      store.StartConnectSession(session.token_hash, state, browser, "v2:k:verifier",
+                                "http://x/oauth/callback", kNow + 1);
+  ASSERT_TRUE(started.ok());
+  EXPECT_TRUE(*started);
+  auto consumed = store.ConsumeConnectSession(state, kNow + 2);
+  ASSERT_TRUE(consumed.ok() && consumed->has_value());
+  EXPECT_EQ((*consumed)->connection_id, "conn_1");
+  EXPECT_EQ((*consumed)->verifier_sealed, "v2:k:verifier");
+  EXPECT_EQ((*consumed)->browser_hash, browser);
+  EXPECT_FALSE(store.ConsumeConnectSession(state, kNow + 3)->has_value()) << "single use";
+  EXPECT_FALSE(*store.StartConnectSession(session.token_hash, state, browser, "", "", kNow + 3))
+      << "a used session cannot start again";
+
+  ConnectSessionRecord second = session;
+  second.token_hash = crypto::Sha256("token2");
+  ASSERT_TRUE(store.InsertConnectSession(second).ok());
+  ASSERT_TRUE(store.EndConnectSessions("conn_1", kNow + 4).ok());
+  EXPECT_FALSE(store.FindConnectSession(second.token_hash, kNow + 5)->has_value());
+}
+
+TYPED_TEST_P(StoreContractTest, ResealAllRewritesEverySealedValue) {
+  Store& store = this->store();
+  ASSERT_TRUE(store.EnsureWorkspace(TestWorkspace("ws_1")).ok());
+  IntegrationRecord integration = TestIntegration("ws_1", "int_1", "github");
+  integration.client_secret_sealed = "old:client";
+  ASSERT_TRUE(store.InsertIntegration(integration, Effects{}).ok());
+  ConnectionRecord c = TestConnection("ws_1", "t", "conn_1", "k", "int_1", kNow);
+  c.credentials_sealed = "old:creds";
+  ASSERT_TRUE(store.InsertConnection(c, Effects{}).ok());
+  ConnectionRecord empty = TestConnection("ws_1", "t", "conn_2", "k2", "int_1", kNow);
+  empty.credentials_sealed = "";
+  ASSERT_TRUE(store.InsertConnection(empty, Effects{}).ok());
+  std::vector<std::string> seen;
+  auto reseal = [&](const std::string& sealed) -> Result<std::optional<std::string>> {
+    seen.push_back(sealed);
+    if (sealed.rfind("old:", 0) == 0) return std::optional<std::string>("new:" + sealed.substr(4));
+    return std::optional<std::string>();
+  };
+  Result<std::int64_t> changed = store.ResealAll(reseal);
+  ASSERT_TRUE(changed.ok()) << changed.error().message;
+  EXPECT_EQ(*changed, 2);
+  EXPECT_EQ(seen.size(), 3u) << "the workspace secret, client secret and credentials; not empties";
+  EXPECT_EQ((*store.FindConnection("ws_1", "conn_1"))->credentials_sealed, "new:creds");
+  EXPECT_EQ((*store.FindIntegration("ws_1", "int_1"))->client_secret_sealed, "new:client");
+  auto failing = [](const std::string&) -> Result<std::optional<std::string>> {
+    return MakeError(Code::kServerError, "cannot open");
+  };
+  EXPECT_FALSE(store.ResealAll(failing).ok());
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreContractTest, IdempotencyClaimsReplaysAndRejects, IdempotencyAbandonAndStaleTakeover,
     IdempotencyRaceHasOneOwner, EmptyStoreHasNothing, AgentRoundTrips, DuplicateAgentIsAnErrorValue,
@@ -2030,6 +2301,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     WebhookEndpointsRoundTripUpdateAndDelete, ClaimingDueWebhookMessagesLeasesThem,
     RecordWebhookAttemptAppliesEachOutcome, ReplayQueuesAMessageAgain,
     PruneRemovesFinishedWebhookMessagesButNeverPendingOnes,
-    ClaimExpiredGrantsReportsEachExpiryOnce);
+    ClaimExpiredGrantsReportsEachExpiryOnce, WorkspacesAreMadeOnceAndTheirSecretRotates,
+    IntegrationsAndConnectorsRoundTrip, ConnectionsAreIsolatedPagedAndVersioned,
+    ConnectSessionsAreSingleUseAndExpire, ResealAllRewritesEverySealedValue);
 
 }  // namespace agentgate::store::contract

@@ -238,6 +238,91 @@ UPDATE grants SET expiry_reported = 1
 CREATE INDEX grants_expiry_unreported ON grants(expires_at)
   WHERE expiry_reported = 0 AND expires_at IS NOT NULL AND revoked_at IS NULL;
 )sql",
+    // 7: the integration engine: workspaces, tenants, custom connectors, integrations,
+    // connections and pending browser connects.
+    R"sql(
+CREATE TABLE workspaces(
+  id TEXT PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE tenants(
+  workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+  key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  fields TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  PRIMARY KEY(workspace_id, key)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE connectors(
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+  key TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE(workspace_id, key)
+) STRICT;
+
+CREATE TABLE integrations(
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+  key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  connector_key TEXT NOT NULL,
+  parameters TEXT NOT NULL,
+  client_secret TEXT NOT NULL,
+  archived_at INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE(workspace_id, key)
+) STRICT;
+
+CREATE TABLE connections(
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+  tenant_key TEXT NOT NULL,
+  key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  integration_id TEXT NOT NULL REFERENCES integrations(id),
+  state TEXT NOT NULL CHECK(state IN ('BUILDING', 'CLIENT_ACTION_REQUIRED', 'READY',
+                                      'DISCONNECTED', 'CONFIGURATION_ERROR', 'SETUP_FAILED')),
+  error TEXT NOT NULL,
+  fields TEXT NOT NULL,
+  credentials TEXT NOT NULL,
+  token_expires_at INTEGER,
+  refresh_failed_at INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  archived_at INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE(workspace_id, tenant_key, key)
+) STRICT;
+CREATE INDEX connections_tenant ON connections(workspace_id, tenant_key, created_at, id);
+CREATE INDEX connections_integration ON connections(integration_id);
+
+CREATE TABLE connect_sessions(
+  token_hash BLOB PRIMARY KEY,
+  connection_id TEXT NOT NULL REFERENCES connections(id),
+  workspace_id TEXT NOT NULL,
+  tenant_key TEXT NOT NULL,
+  state_hash BLOB UNIQUE,
+  browser_hash BLOB,
+  verifier TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER
+) STRICT;
+CREATE INDEX connect_sessions_connection ON connect_sessions(connection_id);
+CREATE INDEX connect_sessions_expiry ON connect_sessions(expires_at);
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -469,6 +554,96 @@ constexpr std::string_view kFinishIdempotent =
 constexpr std::string_view kAbandonIdempotent = "DELETE FROM idempotency WHERE key = ?1";
 constexpr std::string_view kPruneIdempotency = "DELETE FROM idempotency WHERE expires_at <= ?1";
 
+// --- integration engine ---
+constexpr std::string_view kInsertWorkspaceIfAbsent =
+    "INSERT INTO workspaces(id, key, name, secret, created_at, updated_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING";
+#define AGENTGATE_WORKSPACE_COLUMNS "id, key, name, secret, created_at, updated_at"
+constexpr std::string_view kFindWorkspace =
+    "SELECT " AGENTGATE_WORKSPACE_COLUMNS " FROM workspaces WHERE id = ?1";
+constexpr std::string_view kListWorkspaces =
+    "SELECT " AGENTGATE_WORKSPACE_COLUMNS " FROM workspaces ORDER BY created_at, id";
+#undef AGENTGATE_WORKSPACE_COLUMNS
+constexpr std::string_view kUpdateWorkspaceSecret =
+    "UPDATE workspaces SET secret = ?2, updated_at = ?3 WHERE id = ?1";
+constexpr std::string_view kTouchTenant =
+    "INSERT INTO tenants(workspace_id, key, name, fields, created_at, last_seen) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(workspace_id, key) DO UPDATE SET "
+    "last_seen = max(last_seen, excluded.last_seen), "
+    "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE name END, "
+    "fields = CASE WHEN excluded.fields <> '' THEN excluded.fields ELSE fields END";
+constexpr std::string_view kInsertConnector =
+    "INSERT INTO connectors(id, workspace_id, key, spec, created_at, updated_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr std::string_view kListConnectors =
+    "SELECT id, workspace_id, key, spec, created_at, updated_at FROM connectors "
+    "WHERE workspace_id = ?1 ORDER BY key";
+#define AGENTGATE_INTEGRATION_COLUMNS                                                        \
+  "id, workspace_id, key, name, connector_key, parameters, client_secret, archived_at, "     \
+  "created_at, updated_at"
+constexpr std::string_view kInsertIntegration =
+    "INSERT INTO integrations(" AGENTGATE_INTEGRATION_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+constexpr std::string_view kUpdateIntegration =
+    "UPDATE integrations SET key = ?3, name = ?4, connector_key = ?5, parameters = ?6, "
+    "client_secret = ?7, archived_at = ?8, updated_at = ?10 WHERE id = ?1 AND workspace_id = ?2";
+constexpr std::string_view kFindIntegration =
+    "SELECT " AGENTGATE_INTEGRATION_COLUMNS
+    " FROM integrations WHERE workspace_id = ?1 AND (id = ?2 OR key = ?2) "
+    "ORDER BY id = ?2 DESC LIMIT 1";
+constexpr std::string_view kListIntegrations =
+    "SELECT " AGENTGATE_INTEGRATION_COLUMNS
+    " FROM integrations WHERE workspace_id = ?1 AND (?2 OR archived_at IS NULL) "
+    "ORDER BY created_at, id";
+#undef AGENTGATE_INTEGRATION_COLUMNS
+#define AGENTGATE_CONNECTION_COLUMNS                                                          \
+  "id, workspace_id, tenant_key, key, name, integration_id, state, error, fields, "            \
+  "credentials, token_expires_at, refresh_failed_at, version, archived_at, created_at, "       \
+  "updated_at"
+constexpr std::string_view kInsertConnection =
+    "INSERT INTO connections(" AGENTGATE_CONNECTION_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+constexpr std::string_view kUpdateConnection =
+    "UPDATE connections SET key = ?4, name = ?5, integration_id = ?6, state = ?7, error = ?8, "
+    "fields = ?9, credentials = ?10, token_expires_at = ?11, refresh_failed_at = ?12, "
+    "version = ?13, archived_at = ?14, updated_at = ?16 "
+    "WHERE id = ?1 AND workspace_id = ?2 AND version = ?17";
+constexpr std::string_view kFindConnection =
+    "SELECT " AGENTGATE_CONNECTION_COLUMNS " FROM connections WHERE workspace_id = ?1 AND id = ?2";
+constexpr std::string_view kFindConnectionByKey =
+    "SELECT " AGENTGATE_CONNECTION_COLUMNS
+    " FROM connections WHERE workspace_id = ?1 AND tenant_key = ?2 AND key = ?3";
+constexpr std::string_view kListConnections =
+    "SELECT " AGENTGATE_CONNECTION_COLUMNS
+    " FROM connections WHERE workspace_id = ?1 AND (?2 = '' OR tenant_key = ?2) "
+    "AND (?3 = '' OR integration_id = ?3) "
+    "AND (?4 = '' OR instr(lower(key), lower(?4)) > 0 OR instr(lower(name), lower(?4)) > 0) "
+    "AND (?5 OR archived_at IS NULL) AND (created_at > ?6 OR (created_at = ?6 AND id > ?7)) "
+    "ORDER BY created_at, id LIMIT ?8";
+#undef AGENTGATE_CONNECTION_COLUMNS
+#define AGENTGATE_CONNECT_SESSION_COLUMNS                                                      \
+  "token_hash, connection_id, workspace_id, tenant_key, state_hash, browser_hash, verifier, "  \
+  "redirect_uri, created_at, expires_at, used_at"
+constexpr std::string_view kInsertConnectSession =
+    "INSERT INTO connect_sessions(" AGENTGATE_CONNECT_SESSION_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, NULL, NULL, ?5, ?6, ?7, ?8, NULL)";
+constexpr std::string_view kFindConnectSession =
+    "SELECT " AGENTGATE_CONNECT_SESSION_COLUMNS
+    " FROM connect_sessions WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2";
+constexpr std::string_view kStartConnectSession =
+    "UPDATE connect_sessions SET state_hash = ?2, browser_hash = ?3, verifier = ?4, "
+    "redirect_uri = ?5 WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?6 "
+    "RETURNING 1";
+constexpr std::string_view kConsumeConnectSession =
+    "UPDATE connect_sessions SET used_at = ?2 "
+    "WHERE state_hash = ?1 AND used_at IS NULL AND expires_at > ?2 "
+    "RETURNING " AGENTGATE_CONNECT_SESSION_COLUMNS;
+#undef AGENTGATE_CONNECT_SESSION_COLUMNS
+constexpr std::string_view kEndConnectSessions =
+    "UPDATE connect_sessions SET used_at = ?2 WHERE connection_id = ?1 AND used_at IS NULL";
+constexpr std::string_view kPruneConnectSessions =
+    "DELETE FROM connect_sessions WHERE expires_at <= ?1";
+
 constexpr std::string_view kSchemaVersionQuery =
     "SELECT coalesce(max(version), 0) FROM schema_migrations";
 constexpr std::string_view kRecordMigration =
@@ -562,6 +737,7 @@ class Statement {
   void Reset() { sqlite3_reset(stmt_); }
 
   std::int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  bool IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
   bool Bool(int column) const { return sqlite3_column_int64(stmt_, column) != 0; }
   std::optional<std::int64_t> OptionalInt(int column) const {
     if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) return std::nullopt;
@@ -2074,11 +2250,515 @@ Status SqliteStore::AbandonIdempotent(const crypto::Digest& key) {
   });
 }
 
+// --- integration engine -----------------------------------------------------------------------
+
+namespace {
+
+WorkspaceRecord ReadWorkspace(const Statement& row) {
+  WorkspaceRecord w;
+  w.id = row.Text(0);
+  w.key = row.Text(1);
+  w.name = row.Text(2);
+  w.secret_sealed = row.Text(3);
+  w.created_at_ms = row.Int(4);
+  w.updated_at_ms = row.Int(5);
+  return w;
+}
+
+IntegrationRecord ReadIntegration(const Statement& row) {
+  IntegrationRecord i;
+  i.id = row.Text(0);
+  i.workspace_id = row.Text(1);
+  i.key = row.Text(2);
+  i.name = row.Text(3);
+  i.connector_key = row.Text(4);
+  i.parameters_json = row.Text(5);
+  i.client_secret_sealed = row.Text(6);
+  i.archived_at_ms = row.OptionalInt(7);
+  i.created_at_ms = row.Int(8);
+  i.updated_at_ms = row.Int(9);
+  return i;
+}
+
+void BindIntegration(Statement& stmt, const IntegrationRecord& i) {
+  stmt.BindText(1, i.id);
+  stmt.BindText(2, i.workspace_id);
+  stmt.BindText(3, i.key);
+  stmt.BindText(4, i.name);
+  stmt.BindText(5, i.connector_key);
+  stmt.BindText(6, i.parameters_json);
+  stmt.BindText(7, i.client_secret_sealed);
+  stmt.BindOptionalInt(8, i.archived_at_ms);
+  stmt.BindInt(9, i.created_at_ms);
+  stmt.BindInt(10, i.updated_at_ms);
+}
+
+ConnectionRecord ReadConnection(const Statement& row) {
+  ConnectionRecord c;
+  c.id = row.Text(0);
+  c.workspace_id = row.Text(1);
+  c.tenant_key = row.Text(2);
+  c.key = row.Text(3);
+  c.name = row.Text(4);
+  c.integration_id = row.Text(5);
+  c.state = row.Text(6);
+  c.error_json = row.Text(7);
+  c.fields_json = row.Text(8);
+  c.credentials_sealed = row.Text(9);
+  c.token_expires_at_ms = row.OptionalInt(10);
+  c.refresh_failed_at_ms = row.Int(11);
+  c.version = row.Int(12);
+  c.archived_at_ms = row.OptionalInt(13);
+  c.created_at_ms = row.Int(14);
+  c.updated_at_ms = row.Int(15);
+  return c;
+}
+
+void BindConnection(Statement& stmt, const ConnectionRecord& c) {
+  stmt.BindText(1, c.id);
+  stmt.BindText(2, c.workspace_id);
+  stmt.BindText(3, c.tenant_key);
+  stmt.BindText(4, c.key);
+  stmt.BindText(5, c.name);
+  stmt.BindText(6, c.integration_id);
+  stmt.BindText(7, c.state);
+  stmt.BindText(8, c.error_json);
+  stmt.BindText(9, c.fields_json);
+  stmt.BindText(10, c.credentials_sealed);
+  stmt.BindOptionalInt(11, c.token_expires_at_ms);
+  stmt.BindInt(12, c.refresh_failed_at_ms);
+  stmt.BindInt(13, c.version);
+  stmt.BindOptionalInt(14, c.archived_at_ms);
+  stmt.BindInt(15, c.created_at_ms);
+  stmt.BindInt(16, c.updated_at_ms);
+}
+
+Result<ConnectSessionRecord> ReadConnectSession(const Statement& row) {
+  ConnectSessionRecord r;
+  if (Status s = row.ReadDigest(0, r.token_hash); !s) return s.take_error();
+  r.connection_id = row.Text(1);
+  r.workspace_id = row.Text(2);
+  r.tenant_key = row.Text(3);
+  if (!row.IsNull(4)) {
+    crypto::Digest d{};
+    if (Status s = row.ReadDigest(4, d); !s) return s.take_error();
+    r.state_hash = d;
+  }
+  if (!row.IsNull(5)) {
+    crypto::Digest d{};
+    if (Status s = row.ReadDigest(5, d); !s) return s.take_error();
+    r.browser_hash = d;
+  }
+  r.verifier_sealed = row.Text(6);
+  r.redirect_uri = row.Text(7);
+  r.created_at_ms = row.Int(8);
+  r.expires_at_ms = row.Int(9);
+  r.used_at_ms = row.OptionalInt(10);
+  return r;
+}
+
+// Runs a query that yields at most one row, read by read_row.
+template <class T, class ReadRow>
+Status ReadOne(Statement& stmt, std::optional<T>& out, ReadRow read_row) {
+  Result<bool> row = stmt.Step();
+  if (!row) return row.take_error();
+  if (*row) out = read_row(stmt);
+  return Ok();
+}
+
+}  // namespace
+
+Result<WorkspaceRecord> SqliteStore::EnsureWorkspace(const WorkspaceRecord& if_absent) {
+  Status s = Write("EnsureWorkspace", [&](Connection& c) -> Status {
+    Result<Statement> insert = c.Prepare(kInsertWorkspaceIfAbsent);
+    if (!insert) return insert.take_error();
+    insert->BindText(1, if_absent.id);
+    insert->BindText(2, if_absent.key);
+    insert->BindText(3, if_absent.name);
+    insert->BindText(4, if_absent.secret_sealed);
+    insert->BindInt(5, if_absent.created_at_ms);
+    insert->BindInt(6, if_absent.updated_at_ms);
+    return insert->Run();
+  });
+  if (!s) return s.take_error();
+  std::optional<WorkspaceRecord> found;
+  s = Read("EnsureWorkspace", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kFindWorkspace);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, if_absent.id);
+    return ReadOne(*stmt, found, ReadWorkspace);
+  });
+  if (!s) return s.take_error();
+  if (!found) return MakeError(Code::kServerError, "EnsureWorkspace: the workspace vanished");
+  return std::move(*found);
+}
+
+Result<std::vector<WorkspaceRecord>> SqliteStore::ListWorkspaces() {
+  std::vector<WorkspaceRecord> out;
+  Status s = Read("ListWorkspaces", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> stmt = c.Prepare(kListWorkspaces);
+    if (!stmt) return stmt.take_error();
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      out.push_back(ReadWorkspace(*stmt));
+    }
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Status SqliteStore::UpdateWorkspaceSecret(const std::string& id, const std::string& secret_sealed,
+                                          std::int64_t at_ms, const Effects& effects) {
+  return Write("UpdateWorkspaceSecret", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kUpdateWorkspaceSecret);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, id);
+    stmt->BindText(2, secret_sealed);
+    stmt->BindInt(3, at_ms);
+    if (Status run = stmt->Run(); !run) return run;
+    if (c.Changes() == 0) return MakeError(Code::kNotFound, "no workspace " + id);
+    return ApplyEffects(c, effects);
+  });
+}
+
+Status SqliteStore::TouchTenant(const TenantRecord& tenant) {
+  return Write("TouchTenant", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kTouchTenant);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, tenant.workspace_id);
+    stmt->BindText(2, tenant.key);
+    stmt->BindText(3, tenant.name);
+    stmt->BindText(4, tenant.fields_json);
+    stmt->BindInt(5, tenant.last_seen_ms);
+    return stmt->Run();
+  });
+}
+
+Status SqliteStore::InsertConnector(const ConnectorRecord& connector, const Effects& effects) {
+  return Write("InsertConnector", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kInsertConnector);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, connector.id);
+    stmt->BindText(2, connector.workspace_id);
+    stmt->BindText(3, connector.key);
+    stmt->BindText(4, connector.spec_json);
+    stmt->BindInt(5, connector.created_at_ms);
+    stmt->BindInt(6, connector.updated_at_ms);
+    if (Status run = stmt->Run(); !run) return run;
+    return ApplyEffects(c, effects);
+  });
+}
+
+Result<std::vector<ConnectorRecord>> SqliteStore::ListConnectors(const std::string& workspace_id) {
+  std::vector<ConnectorRecord> out;
+  Status s = Read("ListConnectors", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> stmt = c.Prepare(kListConnectors);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, workspace_id);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      out.push_back(ConnectorRecord{stmt->Text(0), stmt->Text(1), stmt->Text(2), stmt->Text(3),
+                                    stmt->Int(4), stmt->Int(5)});
+    }
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Status SqliteStore::InsertIntegration(const IntegrationRecord& integration,
+                                      const Effects& effects) {
+  return Write("InsertIntegration", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kInsertIntegration);
+    if (!stmt) return stmt.take_error();
+    BindIntegration(*stmt, integration);
+    if (Status run = stmt->Run(); !run) return run;
+    return ApplyEffects(c, effects);
+  });
+}
+
+Status SqliteStore::UpdateIntegration(const IntegrationRecord& integration,
+                                      const Effects& effects) {
+  return Write("UpdateIntegration", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kUpdateIntegration);
+    if (!stmt) return stmt.take_error();
+    BindIntegration(*stmt, integration);
+    if (Status run = stmt->Run(); !run) return run;
+    if (c.Changes() == 0) return MakeError(Code::kNotFound, "no integration " + integration.id);
+    return ApplyEffects(c, effects);
+  });
+}
+
+Result<std::optional<IntegrationRecord>> SqliteStore::FindIntegration(
+    const std::string& workspace_id, const std::string& id_or_key) {
+  std::optional<IntegrationRecord> found;
+  Status s = Read("FindIntegration", [&](Connection& c) -> Status {
+    found.reset();
+    Result<Statement> stmt = c.Prepare(kFindIntegration);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, workspace_id);
+    stmt->BindText(2, id_or_key);
+    return ReadOne(*stmt, found, ReadIntegration);
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<std::vector<IntegrationRecord>> SqliteStore::ListIntegrations(
+    const std::string& workspace_id, bool include_archived) {
+  std::vector<IntegrationRecord> out;
+  Status s = Read("ListIntegrations", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> stmt = c.Prepare(kListIntegrations);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, workspace_id);
+    stmt->BindInt(2, include_archived ? 1 : 0);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      out.push_back(ReadIntegration(*stmt));
+    }
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Status SqliteStore::InsertConnection(const ConnectionRecord& connection, const Effects& effects) {
+  return Write("InsertConnection", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kInsertConnection);
+    if (!stmt) return stmt.take_error();
+    BindConnection(*stmt, connection);
+    if (Status run = stmt->Run(); !run) return run;
+    return ApplyEffects(c, effects);
+  });
+}
+
+Result<bool> SqliteStore::UpdateConnection(const ConnectionRecord& connection,
+                                           std::int64_t expected_version,
+                                           const Effects& effects) {
+  bool updated = false;
+  Status s = Write("UpdateConnection", [&](Connection& c) -> Status {
+    updated = false;
+    Result<Statement> stmt = c.Prepare(kUpdateConnection);
+    if (!stmt) return stmt.take_error();
+    BindConnection(*stmt, connection);
+    stmt->BindInt(17, expected_version);
+    if (Status run = stmt->Run(); !run) return run;
+    updated = c.Changes() > 0;
+    return updated ? ApplyEffects(c, effects) : Ok();
+  });
+  if (!s) return s.take_error();
+  return updated;
+}
+
+Result<std::optional<ConnectionRecord>> SqliteStore::FindConnection(
+    const std::string& workspace_id, const std::string& id) {
+  std::optional<ConnectionRecord> found;
+  Status s = Read("FindConnection", [&](Connection& c) -> Status {
+    found.reset();
+    Result<Statement> stmt = c.Prepare(kFindConnection);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, workspace_id);
+    stmt->BindText(2, id);
+    return ReadOne(*stmt, found, ReadConnection);
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<std::optional<ConnectionRecord>> SqliteStore::FindConnectionByKey(
+    const std::string& workspace_id, const std::string& tenant_key, const std::string& key) {
+  std::optional<ConnectionRecord> found;
+  Status s = Read("FindConnectionByKey", [&](Connection& c) -> Status {
+    found.reset();
+    Result<Statement> stmt = c.Prepare(kFindConnectionByKey);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, workspace_id);
+    stmt->BindText(2, tenant_key);
+    stmt->BindText(3, key);
+    return ReadOne(*stmt, found, ReadConnection);
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<std::vector<ConnectionRecord>> SqliteStore::ListConnections(
+    const ConnectionFilter& filter) {
+  std::vector<ConnectionRecord> out;
+  if (filter.limit <= 0) return out;
+  Status s = Read("ListConnections", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> stmt = c.Prepare(kListConnections);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, filter.workspace_id);
+    stmt->BindText(2, filter.tenant_key);
+    stmt->BindText(3, filter.integration_id);
+    stmt->BindText(4, filter.search);
+    stmt->BindInt(5, filter.include_archived ? 1 : 0);
+    stmt->BindInt(6, filter.after_created_ms);
+    stmt->BindText(7, filter.after_id);
+    stmt->BindInt(8, filter.limit);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      out.push_back(ReadConnection(*stmt));
+    }
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Status SqliteStore::InsertConnectSession(const ConnectSessionRecord& session) {
+  return Write("InsertConnectSession", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kInsertConnectSession);
+    if (!stmt) return stmt.take_error();
+    stmt->BindDigest(1, session.token_hash);
+    stmt->BindText(2, session.connection_id);
+    stmt->BindText(3, session.workspace_id);
+    stmt->BindText(4, session.tenant_key);
+    stmt->BindText(5, session.verifier_sealed);
+    stmt->BindText(6, session.redirect_uri);
+    stmt->BindInt(7, session.created_at_ms);
+    stmt->BindInt(8, session.expires_at_ms);
+    return stmt->Run();
+  });
+}
+
+Result<std::optional<ConnectSessionRecord>> SqliteStore::FindConnectSession(
+    const crypto::Digest& token_hash, std::int64_t now_ms) {
+  std::optional<ConnectSessionRecord> found;
+  Status s = Read("FindConnectSession", [&](Connection& c) -> Status {
+    found.reset();
+    Result<Statement> stmt = c.Prepare(kFindConnectSession);
+    if (!stmt) return stmt.take_error();
+    stmt->BindDigest(1, token_hash);
+    stmt->BindInt(2, now_ms);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    if (!*row) return Ok();
+    Result<ConnectSessionRecord> r = ReadConnectSession(*stmt);
+    if (!r) return r.take_error();
+    found = std::move(*r);
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<bool> SqliteStore::StartConnectSession(const crypto::Digest& token_hash,
+                                              const crypto::Digest& state_hash,
+                                              const crypto::Digest& browser_hash,
+                                              const std::string& verifier_sealed,
+                                              const std::string& redirect_uri,
+                                              std::int64_t now_ms) {
+  bool started = false;
+  Status s = Write("StartConnectSession", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kStartConnectSession);
+    if (!stmt) return stmt.take_error();
+    stmt->BindDigest(1, token_hash);
+    stmt->BindDigest(2, state_hash);
+    stmt->BindDigest(3, browser_hash);
+    stmt->BindText(4, verifier_sealed);
+    stmt->BindText(5, redirect_uri);
+    stmt->BindInt(6, now_ms);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    started = *row;
+    return stmt->Run();
+  });
+  if (!s) return s.take_error();
+  return started;
+}
+
+Result<std::optional<ConnectSessionRecord>> SqliteStore::ConsumeConnectSession(
+    const crypto::Digest& state_hash, std::int64_t now_ms) {
+  std::optional<ConnectSessionRecord> found;
+  Status s = Write("ConsumeConnectSession", [&](Connection& c) -> Status {
+    found.reset();
+    Result<Statement> stmt = c.Prepare(kConsumeConnectSession);
+    if (!stmt) return stmt.take_error();
+    stmt->BindDigest(1, state_hash);
+    stmt->BindInt(2, now_ms);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    if (!*row) return Ok();
+    Result<ConnectSessionRecord> r = ReadConnectSession(*stmt);
+    if (!r) return r.take_error();
+    found = std::move(*r);
+    return stmt->Run();
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Status SqliteStore::EndConnectSessions(const std::string& connection_id, std::int64_t now_ms) {
+  return Write("EndConnectSessions", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kEndConnectSessions);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, connection_id);
+    stmt->BindInt(2, now_ms);
+    return stmt->Run();
+  });
+}
+
+Result<std::int64_t> SqliteStore::ResealAll(const ResealFn& reseal) {
+  // Each sealed column, named by table and key column(s); rowid identifies the row.
+  static constexpr std::pair<std::string_view, std::string_view> kColumns[] = {
+      {"webhook_endpoints", "secret"},   {"webhook_endpoints", "previous_secret"},
+      {"workspaces", "secret"},          {"integrations", "client_secret"},
+      {"connections", "credentials"},    {"connect_sessions", "verifier"},
+  };
+  std::int64_t changed = 0;
+  Status s = Write("ResealAll", [&](Connection& c) -> Status {
+    changed = 0;
+    for (const auto& [table, column] : kColumns) {
+      std::string select = "SELECT rowid, " + std::string(column) + " FROM " +
+                           std::string(table) + " WHERE " + std::string(column) + " <> ''";
+      std::string update = "UPDATE " + std::string(table) + " SET " + std::string(column) +
+                           " = ?2 WHERE rowid = ?1";
+      std::vector<std::pair<std::int64_t, std::string>> rows;
+      {
+        Result<Statement> stmt = c.Prepare(select);
+        if (!stmt) return stmt.take_error();
+        for (;;) {
+          Result<bool> row = stmt->Step();
+          if (!row) return row.take_error();
+          if (!*row) break;
+          rows.emplace_back(stmt->Int(0), stmt->Text(1));
+        }
+      }
+      for (const auto& [rowid, sealed] : rows) {
+        Result<std::optional<std::string>> next = reseal(sealed);
+        if (!next) {
+          return Annotate(std::string(table) + "." + std::string(column), next.take_error());
+        }
+        if (!next->has_value()) continue;
+        Result<Statement> stmt = c.Prepare(update);
+        if (!stmt) return stmt.take_error();
+        stmt->BindInt(1, rowid);
+        stmt->BindText(2, **next);
+        if (Status run = stmt->Run(); !run) return run;
+        ++changed;
+      }
+    }
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return changed;
+}
+
 Status SqliteStore::Prune(std::int64_t now_ms, std::int64_t check_records_before_ms) {
   return Write("Prune", [&](Connection& c) -> Status {
     for (auto [sql, cutoff] :
          {std::pair{kPruneMagicLinks, now_ms}, std::pair{kPruneSessions, now_ms},
-          std::pair{kPruneIdempotency, now_ms},
+          std::pair{kPruneIdempotency, now_ms}, std::pair{kPruneConnectSessions, now_ms},
           std::pair{kPruneActivity, check_records_before_ms},
           std::pair{kPruneWebhookMessages, check_records_before_ms}}) {
       Result<Statement> stmt = c.Prepare(sql);

@@ -112,6 +112,41 @@ class SqliteStore final : public Store {
   Status FlushBookkeeping(const Bookkeeping& batch) override;
   Result<Counters> LoadCounters(std::int64_t utc_day) override;
 
+  Result<WorkspaceRecord> EnsureWorkspace(const WorkspaceRecord& if_absent) override;
+  Result<std::vector<WorkspaceRecord>> ListWorkspaces() override;
+  Status UpdateWorkspaceSecret(const std::string& id, const std::string& secret_sealed,
+                               std::int64_t at_ms, const Effects& effects) override;
+  Status TouchTenant(const TenantRecord& tenant) override;
+  Status InsertConnector(const ConnectorRecord& connector, const Effects& effects) override;
+  Result<std::vector<ConnectorRecord>> ListConnectors(const std::string& workspace_id) override;
+  Status InsertIntegration(const IntegrationRecord& integration, const Effects& effects) override;
+  Status UpdateIntegration(const IntegrationRecord& integration, const Effects& effects) override;
+  Result<std::optional<IntegrationRecord>> FindIntegration(const std::string& workspace_id,
+                                                           const std::string& id_or_key) override;
+  Result<std::vector<IntegrationRecord>> ListIntegrations(const std::string& workspace_id,
+                                                          bool include_archived) override;
+  Status InsertConnection(const ConnectionRecord& connection, const Effects& effects) override;
+  Result<bool> UpdateConnection(const ConnectionRecord& connection, std::int64_t expected_version,
+                                const Effects& effects) override;
+  Result<std::optional<ConnectionRecord>> FindConnection(const std::string& workspace_id,
+                                                         const std::string& id) override;
+  Result<std::optional<ConnectionRecord>> FindConnectionByKey(const std::string& workspace_id,
+                                                              const std::string& tenant_key,
+                                                              const std::string& key) override;
+  Result<std::vector<ConnectionRecord>> ListConnections(const ConnectionFilter& filter) override;
+  Status InsertConnectSession(const ConnectSessionRecord& session) override;
+  Result<std::optional<ConnectSessionRecord>> FindConnectSession(const crypto::Digest& token_hash,
+                                                                 std::int64_t now_ms) override;
+  Result<bool> StartConnectSession(const crypto::Digest& token_hash,
+                                   const crypto::Digest& state_hash,
+                                   const crypto::Digest& browser_hash,
+                                   const std::string& verifier_sealed,
+                                   const std::string& redirect_uri, std::int64_t now_ms) override;
+  Result<std::optional<ConnectSessionRecord>> ConsumeConnectSession(
+      const crypto::Digest& state_hash, std::int64_t now_ms) override;
+  Status EndConnectSessions(const std::string& connection_id, std::int64_t now_ms) override;
+  Result<std::int64_t> ResealAll(const ResealFn& reseal) override;
+
   Result<IdempotencyOutcome> BeginIdempotent(const crypto::Digest& key,
                                              const crypto::Digest& fingerprint,
                                              std::int64_t now_ms, std::int64_t expires_at_ms,
