@@ -100,10 +100,14 @@ std::optional<Allowed> ParseAllowed(const std::string& text) {
 struct Transfer {
   std::vector<Allowed> allowed;
   std::string refused_address;  // set when a connection to an unchecked address was refused
-  std::string body;             // at most kResponseExcerptBytes
+  std::string body;             // at most keep_bytes
+  std::size_t keep_bytes = kResponseExcerptBytes;
+  std::size_t max_bytes = kMaxResponseBytes;
   std::size_t body_bytes = 0;
-  bool cut_short = false;  // we stopped reading after kMaxResponseBytes
+  bool cut_short = false;  // we stopped reading after max_bytes
   std::optional<std::string> retry_after;
+  bool keep_headers = false;
+  HeaderList headers;  // of the final response, when keep_headers
   bool out_of_memory = false;
 };
 
@@ -142,16 +146,16 @@ curl_socket_t OpenSocket(void* user, curlsocktype purpose, curl_sockaddr* addres
 std::size_t OnBody(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const std::size_t n = size * count;
-  if (t->body.size() < kResponseExcerptBytes) {
+  if (t->body.size() < t->keep_bytes) {
     try {
-      t->body.append(data, std::min(n, kResponseExcerptBytes - t->body.size()));
+      t->body.append(data, std::min(n, t->keep_bytes - t->body.size()));
     } catch (const std::bad_alloc&) {
       t->out_of_memory = true;
       return 0;
     }
   }
   t->body_bytes += n;
-  if (t->body_bytes > kMaxResponseBytes) {
+  if (t->body_bytes > t->max_bytes) {
     t->cut_short = true;
     return 0;  // aborts the transfer (CURLE_WRITE_ERROR); the status is already known
   }
@@ -164,10 +168,20 @@ std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user
   const std::string_view line(data, n);
   if (line.starts_with("HTTP/")) {
     t->retry_after.reset();  // a new response (after a 1xx): only the final one counts
+    t->headers.clear();
     return n;
   }
   const std::size_t colon = line.find(':');
   if (colon == std::string_view::npos) return n;
+  if (t->keep_headers && t->headers.size() < 100) {
+    try {
+      t->headers.emplace_back(std::string(Trim(line.substr(0, colon))),
+                              std::string(Trim(line.substr(colon + 1))));
+    } catch (const std::bad_alloc&) {
+      t->out_of_memory = true;
+      return 0;
+    }
+  }
   if (EqualsIgnoreCase(Trim(line.substr(0, colon)), "Retry-After") && !t->retry_after) {
     try {
       t->retry_after = std::string(Trim(line.substr(colon + 1)));
@@ -318,8 +332,10 @@ DeliveryResult Refuse(std::string error) {
   return r;
 }
 
-DeliveryResult DeliverOrThrow(const Destination& dest, const HeaderList& headers,
-                              std::string_view body, std::int64_t timeout_ms) {
+DeliveryResult SendOrThrow(const Destination& dest, const OutboundRequest& req) {
+  const HeaderList& headers = req.headers;
+  const std::string_view body = req.body;
+  const std::int64_t timeout_ms = req.timeout_ms;
   if (!CurlReady()) return Refuse("libcurl could not be initialised");
   if (dest.scheme != "http" && dest.scheme != "https") {
     return Refuse("scheme \"" + dest.scheme + "\" is not http or https");
@@ -331,6 +347,9 @@ DeliveryResult DeliverOrThrow(const Destination& dest, const HeaderList& headers
   if (dest.addresses.empty()) return Refuse("destination has no checked addresses");
 
   Transfer t;
+  t.keep_bytes = req.max_response_bytes;
+  t.max_bytes = std::max(req.max_response_bytes, kMaxResponseBytes);
+  t.keep_headers = req.keep_headers;
   std::string resolve_entry = dest.host + ":" + std::to_string(dest.port) + ":";
   for (std::size_t i = 0; i < dest.addresses.size(); ++i) {
     auto allowed = ParseAllowed(dest.addresses[i]);
@@ -355,7 +374,8 @@ DeliveryResult DeliverOrThrow(const Destination& dest, const HeaderList& headers
     has_content_type = has_content_type || EqualsIgnoreCase(name, "Content-Type");
   }
   // No "Expect: 100-continue" round trip for larger bodies.
-  if ((!has_content_type && !Append(header_list, "Content-Type: application/json")) ||
+  if ((!has_content_type && !body.empty() &&
+       !Append(header_list, "Content-Type: application/json")) ||
       !Append(header_list, "Expect:")) {
     return Refuse("out of memory");
   }
@@ -388,9 +408,16 @@ DeliveryResult DeliverOrThrow(const Destination& dest, const HeaderList& headers
   if (resolve) curl_easy_setopt(h, CURLOPT_RESOLVE, resolve.get());
   curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &OpenSocket);
   curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &t);
-  curl_easy_setopt(h, CURLOPT_POST, 1L);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body_data);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  if (req.method == "GET" && body.empty()) {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  } else if (req.method == "HEAD") {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body_data);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    if (req.method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list.get());
   curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent.c_str());
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBody);
@@ -419,7 +446,15 @@ DeliveryResult DeliverOrThrow(const Destination& dest, const HeaderList& headers
     return result;
   }
   result.status = static_cast<int>(status);
-  result.response_excerpt = SanitizeUtf8(t.body);
+  result.truncated = t.cut_short || t.body_bytes > t.body.size();
+  if (req.max_response_bytes == kResponseExcerptBytes) {
+    result.response_excerpt = SanitizeUtf8(t.body);
+  } else {
+    result.response_excerpt = SanitizeUtf8(std::string_view(t.body).substr(
+        0, std::min(t.body.size(), kResponseExcerptBytes)));
+    result.body = std::move(t.body);
+  }
+  result.headers = std::move(t.headers);
   if (t.retry_after) {
     const std::int64_t now_s = static_cast<std::int64_t>(std::time(nullptr));
     result.retry_after_s = ParseRetryAfter(*t.retry_after, now_s);
@@ -451,10 +486,23 @@ std::optional<std::int64_t> ParseRetryAfter(std::string_view value, std::int64_t
 
 DeliveryResult Deliver(const Destination& dest, const HeaderList& headers, std::string_view body,
                        std::int64_t timeout_ms) {
+  OutboundRequest req;
+  req.headers = headers;
+  req.body = body;
+  req.timeout_ms = timeout_ms;
+  return Send(dest, req);
+}
+
+DeliveryResult Send(const Destination& dest, const OutboundRequest& req) {
   try {
-    return DeliverOrThrow(dest, headers, body, timeout_ms);
+    if (req.method.empty() || req.method.size() > 16 ||
+        !std::all_of(req.method.begin(), req.method.end(),
+                     [](char c) { return c >= 'A' && c <= 'Z'; })) {
+      return Refuse("method \"" + SanitizeUtf8(req.method.substr(0, 16)) + "\" is malformed");
+    }
+    return SendOrThrow(dest, req);
   } catch (const std::exception& e) {
-    return Refuse(std::string("delivery failed: ") + e.what());
+    return Refuse(std::string("request failed: ") + e.what());
   }
 }
 

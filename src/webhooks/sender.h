@@ -41,6 +41,12 @@ struct DeliveryResult {
   // The first kResponseExcerptBytes bytes of the response body, with invalid UTF-8 replaced by
   // U+FFFD so it can be stored and shown as text.
   std::string response_excerpt;
+  // Send() with max_response_bytes other than the excerpt size: the body as received (bytes, not
+  // sanitized), at most max_response_bytes; truncated when more arrived.
+  std::string body;
+  bool truncated = false;
+  // The final response's headers, when asked for (keep_headers), in order (at most 100).
+  std::vector<std::pair<std::string, std::string>> headers;
 
   // Standard Webhooks: only a 2xx answer is a successful delivery.
   bool ok() const { return status >= 200 && status <= 299; }
@@ -55,6 +61,21 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 // no addresses, is refused without sending anything (status 0 and an `error`).
 DeliveryResult Deliver(const Destination& dest, const HeaderList& headers, std::string_view body,
                        std::int64_t timeout_ms);
+
+// The general form, for calls to other services (OAuth token endpoints, connected apps): any
+// method (upper-case letters; GET and HEAD send no body), the response body up to
+// max_response_bytes (further bytes are read up to 64 KiB or that size and dropped; beyond that
+// the transfer is cut short), and, with keep_headers, the response headers. The same egress and
+// header rules as Deliver apply.
+struct OutboundRequest {
+  std::string method = "POST";
+  HeaderList headers;
+  std::string_view body;
+  std::int64_t timeout_ms = 15'000;
+  std::size_t max_response_bytes = kResponseExcerptBytes;
+  bool keep_headers = false;
+};
+DeliveryResult Send(const Destination& dest, const OutboundRequest& req);
 
 // Seconds to wait according to a Retry-After value: delta-seconds ("120") or an HTTP-date
 // ("Wed, 21 Oct 2015 07:28:00 GMT", and the obsolete RFC 850 and asctime forms), relative to
