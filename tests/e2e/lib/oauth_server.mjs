@@ -3,7 +3,8 @@
 // login + consent pages, plus a small protected "vendor API" on the same port.
 //
 // startOAuthServer({ clients = [], accessTokenTtl = 3600, refreshTokenTtl = 86400,
-//                    scopes = [], requirePkce = true, rotateRefreshToken } = {})
+//                    scopes = [], requirePkce = true, rotateRefreshToken,
+//                    strictClientAuth = true } = {})
 //   clients: [{ client_id, client_secret, redirect_uris: [...],
 //               token_endpoint_auth_method = 'client_secret_basic' (or 'client_secret_post'),
 //               ...any other client metadata }]
@@ -34,8 +35,10 @@
 //   apiBaseUrl,      // issuer + '/api': GET /api/me with 'Authorization: Bearer <access token>'
 //                    // → 200 { sub, login, scope, client_id } for a valid, unexpired token;
 //                    // → 401 { error: 'invalid_token' } (+ WWW-Authenticate) otherwise
+//   discovery,       // the whole discovery document
 //   provider,        // the oidc-provider instance, for anything not covered here
-//   addClient(client),                // validates and registers a client (see clients above)
+//   async addClient(client),          // validates and registers a client (see clients above);
+//                    // throws 'addClient(<id>): <error>: <description>' for bad metadata
 //   stats(),         // { authorizationCodeGrants, refreshTokenGrants, failedRefreshGrants,
 //                    //   failedAuthorizationCodeGrants, apiOk, apiUnauthorized } so far: token
 //                    //   endpoint answers by grant_type (a failure is any error answer, client
@@ -45,7 +48,7 @@
 //   revokeRefreshTokensFor(login),    // the same for the tokens of one user
 //   expireAccessTokens(),             // every access token issued so far is now expired (the
 //                    // API answers 401, introspection active=false) → number expired
-//   close(),
+//   async close(),
 // }
 //
 // approveInBrowser(page, { login = 'alice', password = 'secret', timeoutMs = 15000 } = {})
