@@ -8,7 +8,7 @@ want=(build-essential cmake ninja-build pkg-config libboost1.81-dev libboost-jso
 for group in "${@:-build}"; do
   case "$group" in
     build) ;;
-    test) want+=(libgtest-dev) ; command -v node >/dev/null || want+=(nodejs npm) ;;
+    test) want+=(libgtest-dev chromium) ; command -v node >/dev/null || want+=(nodejs npm) ;;
     bench) want+=(libbenchmark-dev nginx-light wrk curl jq sqlite3) ;;
     *) echo "deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
   esac
