@@ -22,6 +22,13 @@ constexpr std::array kAbilities{
                 "Create, change, delete and replay webhook endpoints (/v1/webhooks)."},
     AbilityInfo{kTokenManage, "token:manage",
                 "Mint, list and revoke access tokens (/v1/tokens), never beyond your own."},
+    AbilityInfo{kConnectionManage, "connection:manage",
+                "Use your own connections: list, connect, archive and refresh them "
+                "(/connections, /integrations, /connectors), as your own tenant."},
+    AbilityInfo{kWorkspaceManage, "workspace:manage",
+                "Workspace administration (an admin's token only): credentials, tenant and "
+                "manager tokens, integrations and their parameters, custom connectors, key "
+                "rotation."},
 };
 static_assert((kAbilities.back().bit << 1) - 1 == kAllAbilities,
               "kAllAbilities must cover exactly the catalogue");
@@ -160,6 +167,7 @@ std::string_view ActorKindName(ActorKind kind) {
     case ActorKind::kSession: return "session";
     case ActorKind::kApiToken: return "api_token";
     case ActorKind::kAgent: return "agent";
+    case ActorKind::kTenantToken: return "tenant_token";
   }
   return "anonymous";
 }

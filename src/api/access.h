@@ -35,8 +35,10 @@ enum Ability : std::uint32_t {
   kActivityViewAny = 1u << 6,
   kWebhookManage = 1u << 7,
   kTokenManage = 1u << 8,
+  kConnectionManage = 1u << 9,
+  kWorkspaceManage = 1u << 10,
 };
-inline constexpr std::uint32_t kAllAbilities = (1u << 9) - 1;
+inline constexpr std::uint32_t kAllAbilities = (1u << 11) - 1;
 
 struct AbilityInfo {
   Ability bit;
@@ -96,7 +98,7 @@ class TokenTable {
   std::unordered_map<std::string, std::int64_t> last_written_;
 };
 
-enum class ActorKind : std::uint8_t { kAnonymous, kSession, kApiToken, kAgent };
+enum class ActorKind : std::uint8_t { kAnonymous, kSession, kApiToken, kAgent, kTenantToken };
 std::string_view ActorKindName(ActorKind kind);
 
 // The caller of one request, as far as the route needed to know.
@@ -109,6 +111,12 @@ struct Principal {
   bool admin = false;
   std::uint32_t abilities = 0;
   std::shared_ptr<const TokenInfo> token;  // kApiToken only
+  // The integration engine's scope: the workspace and tenant the caller acts in. A tenant token
+  // (HS256 JWT) names them; a person (session or access token) is their own tenant (their user
+  // id) in the default workspace. manager: a manager token ({isAdmin: true}), or an admin person.
+  std::string workspace_id;
+  std::string tenant_key;  // "" : no tenant (a manager token without one)
+  bool manager = false;
 
   bool is_person() const { return kind == ActorKind::kSession || kind == ActorKind::kApiToken; }
   bool Has(Ability a) const { return (abilities & a) != 0; }

@@ -106,6 +106,7 @@ Status Service::Load() {
   auto endpoints = store_.ListWebhooks("");
   if (!endpoints.ok()) return endpoints.take_error();
   webhook_endpoints_.store(static_cast<int>(endpoints->size()));
+  if (s = LoadEngine(); !s.ok()) return s;
   s = store_.LoadActiveApiTokens(now, [this](store::ApiTokenRecord&& t) {
     TokenInfo info;
     info.id = std::move(t.id);
@@ -205,6 +206,7 @@ void Service::RegisterRoutes(http::Router& router) {
        &Service::Dashboard},
   };
   for (const RouteSpec& spec : routes) AddRoute(router, spec);
+  RegisterEngineRoutes(router);
   RegisterMcpRoutes(router);
   RegisterDocRoutes(router, [this] { return options_.base_url; });
 }
@@ -260,6 +262,39 @@ Principal Service::PersonOf(const store::SessionInfo& session) const {
 }
 
 Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& spec) {
+  std::string_view bearer = http::BearerToken(req.authorization);
+  const bool engine = spec.access == Access::kTenant || spec.access == Access::kManager;
+  // A JSON Web Token ("eyJ…" in three parts): a tenant or manager token.
+  if (bearer.size() > 20 && bearer.substr(0, 3) == "eyJ" &&
+      std::count(bearer.begin(), bearer.end(), '.') == 2) {
+    if (!engine) {
+      if (spec.access == Access::kOpen && spec.ability == 0) return Principal{};
+      return MakeError(Code::kUnauthorized,
+                       "Tenant and manager tokens are for the integration engine (/connections, "
+                       "/integrations, /connectors, /act, /v1/credentials)",
+                       "Call this endpoint with a session, an access token (agt_...) or an "
+                       "agent secret.");
+    }
+    auto who = IdentifyJwt(bearer);
+    if (!who.ok()) return who;
+    if (spec.access == Access::kManager && !who->manager) {
+      return MakeError(Code::kForbidden, "This endpoint needs a manager token",
+                       "Mint one with 'agentgate token --manager', or sign {workspaceKey, "
+                       "isAdmin: true} with the workspace secret.");
+    }
+    return who;
+  }
+  auto who = IdentifyCaller(req, spec);
+  if (!who.ok() || !engine) return who;
+  ScopePerson(*who);
+  if (spec.access == Access::kManager && !who->admin) {
+    return MakeError(Code::kForbidden, "This endpoint is for workspace admins",
+                     "Ask an admin, or use a manager token ('agentgate token --manager').");
+  }
+  return who;
+}
+
+Result<Principal> Service::IdentifyCaller(const http::Request& req, const RouteSpec& spec) {
   Principal who;
   std::string_view bearer = http::BearerToken(req.authorization);
   std::int64_t now = clock_.NowMs();
@@ -301,6 +336,8 @@ Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& s
       }
       return who;
     case Access::kPerson:
+    case Access::kTenant:
+    case Access::kManager:
     case Access::kSession: {
       if (!bearer.empty() && http::CookieValue(req.cookie, "ap_session").empty()) {
         return MakeError(Code::kUnauthorized,

@@ -20,6 +20,8 @@
 #include "authz/permission_index.h"
 #include "authz/rate_limiter.h"
 #include "core/log.h"
+#include "engine/connector.h"
+#include "engine/oauth.h"
 #include "core/time.h"
 #include "crypto/random.h"
 #include "crypto/seal.h"
@@ -79,9 +81,12 @@ class Service {
  public:
   Service(ServiceOptions options, store::Store& store, const Clock& clock,
           crypto::Random& random, Logger& logger, mail::Mailer* mailer);
+  ~Service();
 
-  // Builds the permission index from the store.
+  // Builds the permission index from the store, and loads (on first start: makes) the default
+  // workspace.
   Status Load();
+  Status LoadEngine();
   void SetBaseUrl(std::string base_url);
   // Webhook secrets are sealed with this key; without one, webhook endpoints cannot be made.
   void SetSealer(const crypto::Sealer* sealer) { sealer_ = sealer; }
@@ -106,6 +111,12 @@ class Service {
     kAgentOrToken,  // an agent by its secret, or an access token with the route's ability
     kPerson,        // a signed-in person: session cookie, or access token with the ability
     kSession,       // a session only (sign-out)
+    // The integration engine: a tenant token, a manager token, or a person (their own tenant;
+    // access tokens need the route's ability).
+    kTenant,
+    // Workspace administration: a manager token, or an admin person (an admin's access token
+    // with workspace:manage).
+    kManager,
   };
   // One call in progress: its caller, and what its activity event should say.
   struct Call {
@@ -129,6 +140,7 @@ class Service {
   void AddRoute(http::Router& router, const RouteSpec& spec);
   // Resolves the caller of a request for a route; an error when the route refuses it.
   Result<Principal> Identify(const http::Request& req, const RouteSpec& spec);
+  Result<Principal> IdentifyCaller(const http::Request& req, const RouteSpec& spec);
   Error MissingAbility(const http::Request& req, const RouteSpec& spec) const;
   // The principal of a signed-in person's session.
   Principal PersonOf(const store::SessionInfo& session) const;
@@ -230,6 +242,95 @@ class Service {
                             std::string message, const Error* error = nullptr) const;
   http::Response WellKnownMcp(const http::Request& req) const;
   class McpToolHost;
+
+  // The integration engine (engine_api.cc, connections_api.cc).
+  struct EngineState;
+  struct EngineWorkspace {
+    std::string id, key, name, secret;
+  };
+  struct ConnectContext {
+    store::ConnectSessionRecord session;
+    store::ConnectionRecord connection;
+    store::IntegrationRecord integration;
+    engine::Connector connector;
+  };
+  EngineState& Engine() const;
+  void RegisterEngineRoutes(http::Router& router);
+  Result<Principal> IdentifyJwt(std::string_view token);
+  void TouchTenant(const std::string& workspace_id, const std::string& tenant_key,
+                   const std::string& name, const std::string& fields, std::int64_t now_ms);
+  void ScopePerson(Principal& who) const;
+  std::optional<EngineWorkspace> WorkspaceOf(const Principal& who) const;
+  json::object CredentialsJson(const Principal& who) const;
+  std::optional<engine::Connector> FindConnector(const std::string& workspace_id,
+                                                 std::string_view key_or_id) const;
+  std::vector<engine::Connector> ConnectorsOf(const std::string& workspace_id,
+                                              std::string_view search) const;
+  json::object IntegrationJson(const store::IntegrationRecord& i, bool manager) const;
+  json::object ParametersJson(const store::IntegrationRecord& i) const;
+  Result<store::IntegrationRecord> FindIntegrationOf(const Principal& who,
+                                                     const std::string& id_or_key);
+  Result<store::IntegrationRecord> IntegrationForConnector(http::Request& req, Call& call,
+                                                           const engine::Connector& connector);
+  Result<std::string> ParseParameters(const json::object& body, store::IntegrationRecord& i);
+  http::Response SetIntegrationArchived(http::Request& req, Call& call, bool archived);
+  std::vector<std::string> AudienceOf(const store::ConnectionRecord& c) const;
+  json::object ConnectionJson(const store::ConnectionRecord& c,
+                              const store::IntegrationRecord* integration,
+                              const std::string& ui_url) const;
+  json::object ConnectionJsonOf(const store::ConnectionRecord& c, const std::string& ui_url);
+  Result<store::ConnectionRecord> OwnConnection(const Principal& who, const std::string& id_or_key,
+                                                bool include_archived);
+  Result<std::string> NewConnectLink(const store::ConnectionRecord& c);
+  std::string SealCredentials(const json::object& credentials);
+  Result<json::object> OpenCredentials(const store::ConnectionRecord& c) const;
+  void ApplyTokens(store::ConnectionRecord& c, const engine::TokenSet& tokens,
+                   const json::object& previous);
+  Result<engine::OAuthClient> ClientOf(const store::IntegrationRecord& i,
+                                       const engine::Connector& connector) const;
+  std::vector<std::string> ScopesOf(const store::IntegrationRecord& i,
+                                    const engine::Connector& connector) const;
+  Result<bool> SaveConnection(http::Request& req, Call& call, store::ConnectionRecord& c,
+                              int status, std::initializer_list<std::string_view> events);
+  // The connection with a usable token: refreshed (single-flight per connection) when it
+  // expires within a minute, or when force is set and its access token is still
+  // stale_access_token (a 401 answered it).
+  Result<store::ConnectionRecord> FreshConnection(const store::ConnectionRecord& given, bool force,
+                                                  const std::string& stale_access_token,
+                                                  bool ignore_cooldown);
+  Result<ConnectContext> ConnectContextOf(std::string_view token);
+  Result<store::ConnectionRecord> ResolveActConnection(const Principal& who,
+                                                       const json::object& body);
+  http::Response GetCredentials(http::Request& req, Call& call);
+  http::Response RotateWorkspaceSecret(http::Request& req, Call& call);
+  http::Response MintTenantToken(http::Request& req, Call& call);
+  http::Response RotateKeys(http::Request& req, Call& call);
+  http::Response ListConnectors(http::Request& req, Call& call);
+  http::Response CreateConnector(http::Request& req, Call& call);
+  http::Response ListIntegrations(http::Request& req, Call& call);
+  http::Response CreateIntegration(http::Request& req, Call& call);
+  http::Response GetIntegration(http::Request& req, Call& call);
+  http::Response UpdateIntegration(http::Request& req, Call& call);
+  http::Response GetIntegrationParameters(http::Request& req, Call& call);
+  http::Response UpdateIntegrationParameters(http::Request& req, Call& call);
+  http::Response ArchiveIntegration(http::Request& req, Call& call);
+  http::Response RestoreIntegration(http::Request& req, Call& call);
+  http::Response ListConnections(http::Request& req, Call& call);
+  http::Response GetConnection(http::Request& req, Call& call);
+  http::Response CreateConnection(http::Request& req, Call& call);
+  http::Response UpdateConnection(http::Request& req, Call& call);
+  http::Response ArchiveConnection(http::Request& req, Call& call);
+  http::Response RestoreConnection(http::Request& req, Call& call);
+  http::Response RefreshConnection(http::Request& req, Call& call);
+  http::Response ConnectHtml(http::Request& req, Call& call);
+  http::Response ConnectScript(http::Request& req, Call& call);
+  http::Response SdkScript(http::Request& req, Call& call);
+  http::Response ConnectInfo(http::Request& req, Call& call);
+  http::Response ConnectCredentials(http::Request& req, Call& call);
+  http::Response ConnectAuthorize(http::Request& req, Call& call);
+  http::Response OAuthCallback(http::Request& req, Call& call);
+  http::Response Act(http::Request& req, Call& call);
+
   bool IsAdmin(const store::UserRecord& user) const;
   bool IsAdminEmail(std::string_view email) const;
   void AddRateHeaders(http::Response& res, const authz::RateLimiter& limiter,
@@ -257,6 +358,7 @@ class Service {
   const http::Router* router_ = nullptr;  // for MCP tool calls; set by RegisterRoutes
   std::unique_ptr<mcp::ToolRegistry> mcp_tools_;
   std::unique_ptr<mcp::McpServer> mcp_;
+  std::unique_ptr<EngineState> engine_;
   std::mutex flush_mu_;  // held while pending checks move from memory to the store
   std::int64_t dropped_reported_ = 0;  // guarded by flush_mu_
 };

@@ -71,9 +71,36 @@ constexpr std::array kCatalogue{
              "The access token lacks the ability this endpoint needs",
              "Mint a new token that includes the required ability (POST /v1/tokens or "
              "'agentgate token create --ability ...')."},
+    CodeInfo{Code::kIntegrationNotFound, "integration_not_found", 404,
+             "No integration with this id or key in the workspace",
+             "List the integrations (GET /integrations, 'agentgate integration list'), or "
+             "connect by connectorKey, which makes the integration on demand."},
+    CodeInfo{Code::kConnectorNotFound, "connector_not_found", 404,
+             "No connector with this key or id in the catalogue or the workspace",
+             "List the connectors (GET /connectors) or add your own with POST /connectors."},
+    CodeInfo{Code::kConnectionNotFound, "connection_not_found", 404,
+             "No connection with this id or key for this tenant",
+             "List the tenant's connections (GET /connections, 'agentgate connection list'); "
+             "archived ones need ?includeArchived=1."},
+    CodeInfo{Code::kConnectionNotReady, "connection_not_ready", 409,
+             "The connection is not ready: its owner has not finished connecting it",
+             "Open clientAction.uiUrl from POST /connections (or connect again with "
+             "{connectionId}) and finish the flow; then retry."},
+    CodeInfo{Code::kConnectionDisconnected, "connection_disconnected", 409,
+             "The connection lost its authorization (its refresh failed or it was revoked)",
+             "Reconnect it with the same connectionId: ui.connect({connectionId}) in the "
+             "browser, or 'agentgate connect --connectionId ID'; it comes back READY."},
+    CodeInfo{Code::kUpstreamError, "upstream_error", 502,
+             "The external app failed or could not be reached",
+             "See the upstream status and body in this error; retry later if it is a 5xx or a "
+             "network failure."},
+    CodeInfo{Code::kEgressDenied, "egress_denied", 403,
+             "The request would leave the connector's API: another host, or a private address",
+             "Call a path under the connector's base URL; private and loopback addresses need "
+             "the server flag --allow-private-egress."},
 };
 
-static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kTokenMissingAbility) + 1,
+static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kEgressDenied) + 1,
               "every Code needs a catalogue entry");
 
 }  // namespace

@@ -39,6 +39,14 @@ enum class Code : std::uint8_t {
   kIdempotencyKeyReused,
   kIdempotencyConflict,
   kTokenMissingAbility,
+  // The integration engine.
+  kIntegrationNotFound,
+  kConnectorNotFound,
+  kConnectionNotFound,
+  kConnectionNotReady,
+  kConnectionDisconnected,
+  kUpstreamError,
+  kEgressDenied,
 };
 
 struct CodeInfo {
