@@ -71,9 +71,12 @@ constexpr std::array kCatalogue{
              "The access token lacks the ability this endpoint needs",
              "Mint a new token that includes the required ability (POST /v1/tokens or "
              "'agentgate token create --ability ...')."},
+    CodeInfo{Code::kTokenExpired, "token_expired", 401, "The signed token (JWT) has expired",
+             "Sign a new token whose exp claim is in the future (a token is still accepted up to "
+             "30 seconds after its exp, for clock skew)."},
 };
 
-static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kTokenMissingAbility) + 1,
+static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kTokenExpired) + 1,
               "every Code needs a catalogue entry");
 
 }  // namespace
