@@ -10,14 +10,15 @@ namespace {
 constexpr char kStd[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 constexpr char kUrl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-// Character -> 6-bit value, or -1 for a character outside the alphabet.
-using DecodeTable = std::array<std::int8_t, 256>;
+// Character -> 6-bit value, or kNotInAlphabet.
+using DecodeTable = std::array<std::uint8_t, 256>;
+constexpr std::uint8_t kNotInAlphabet = 0xff;
 
 constexpr DecodeTable MakeDecodeTable(const char* alphabet) {
   DecodeTable table{};
-  for (auto& v : table) v = -1;
+  for (auto& v : table) v = kNotInAlphabet;
   for (int i = 0; i < 64; ++i)
-    table[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
+    table[static_cast<unsigned char>(alphabet[i])] = static_cast<std::uint8_t>(i);
   return table;
 }
 
@@ -54,9 +55,9 @@ bool DecodeBody(std::string_view body, const DecodeTable& values, std::string& o
   std::uint32_t acc = 0;
   int bits = 0;
   for (char c : body) {
-    const int v = values[static_cast<unsigned char>(c)];
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    const std::uint8_t v = values[static_cast<unsigned char>(c)];
+    if (v == kNotInAlphabet) return false;
+    acc = (acc << 6) | v;
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
