@@ -71,6 +71,9 @@ constexpr std::array kCatalogue{
              "The access token lacks the ability this endpoint needs",
              "Mint a new token that includes the required ability (POST /v1/tokens or "
              "'agentgate token create --ability ...')."},
+    CodeInfo{Code::kTokenExpired, "token_expired", 401, "The signed token (JWT) has expired",
+             "Sign a new token whose exp claim is in the future (a token is still accepted up to "
+             "30 seconds after its exp, for clock skew)."},
     CodeInfo{Code::kIntegrationNotFound, "integration_not_found", 404,
              "No integration with this id or key in the workspace",
              "List the integrations (GET /integrations, 'agentgate integration list'), or "

@@ -39,6 +39,7 @@ enum class Code : std::uint8_t {
   kIdempotencyKeyReused,
   kIdempotencyConflict,
   kTokenMissingAbility,
+  kTokenExpired,
   // The integration engine.
   kIntegrationNotFound,
   kConnectorNotFound,

@@ -27,8 +27,8 @@ bool IsLowerSnake(std::string_view s) {
 
 TEST(ErrorCatalogueTest, HasOneEntryPerCodeInDeclarationOrder) {
   auto catalogue = ErrorCatalogue();
-  ASSERT_EQ(catalogue.size(), static_cast<std::size_t>(Code::kTokenMissingAbility) + 1);
-  EXPECT_EQ(catalogue.size(), 24u);
+  ASSERT_EQ(catalogue.size(), static_cast<std::size_t>(Code::kTokenExpired) + 1);
+  EXPECT_EQ(catalogue.size(), 25u);
   for (std::size_t i = 0; i < catalogue.size(); ++i) {
     EXPECT_EQ(static_cast<std::size_t>(catalogue[i].code), i) << catalogue[i].name;
     EXPECT_EQ(&InfoFor(catalogue[i].code), &catalogue[i]) << catalogue[i].name;
@@ -100,6 +100,7 @@ TEST(ErrorCatalogueTest, AgentgateAdditionsHaveTheDocumentedStatuses) {
       {Code::kBadRequest, {"bad_request", 400}},
       {Code::kConflict, {"conflict", 409}},
       {Code::kUnavailable, {"unavailable", 503}},
+      {Code::kTokenExpired, {"token_expired", 401}},
   };
   for (const auto& [code, expected] : kAdditions) {
     EXPECT_EQ(InfoFor(code).name, expected.first);

@@ -1,4 +1,4 @@
-// Tests for identifier and token generation, SHA-256 and digest helpers.
+// Tests for identifier and token generation, SHA-256 and digest helpers, and base64.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/base64.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
 
@@ -234,6 +235,133 @@ TEST(DigestHashTest, IsStableAndDiffersAcrossDigests) {
   DigestHash h;
   EXPECT_EQ(h(Sha256("a")), h(Sha256("a")));
   EXPECT_NE(h(Sha256("a")), h(Sha256("b")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Base64
+
+std::span<const std::uint8_t> Bytes(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+TEST(Base64Test, Rfc4648Vectors) {
+  // RFC 4648 section 10.
+  const std::pair<std::string, std::string> kVectors[] = {
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
+  };
+  for (const auto& [plain, encoded] : kVectors) {
+    EXPECT_EQ(Base64Encode(plain), encoded);
+    EXPECT_EQ(Base64Encode(Bytes(plain)), encoded);
+    std::string unpadded = encoded.substr(0, encoded.find('='));
+    EXPECT_EQ(Base64UrlEncode(plain), unpadded);
+    EXPECT_EQ(Base64UrlEncode(Bytes(plain)), unpadded);
+    std::string out = "left over";
+    ASSERT_TRUE(Base64Decode(encoded, out)) << encoded;
+    EXPECT_EQ(out, plain);
+    out = "left over";
+    ASSERT_TRUE(Base64UrlDecode(unpadded, out)) << unpadded;
+    EXPECT_EQ(out, plain);
+  }
+}
+
+TEST(Base64Test, TheTwoAlphabetsDifferInTheirLastTwoCharacters) {
+  const std::string bytes = "\xfb\xff\xbf";  // 111110 111111 111110 111111
+  EXPECT_EQ(Base64Encode(bytes), "+/+/");
+  EXPECT_EQ(Base64UrlEncode(bytes), "-_-_");
+  std::string out;
+  EXPECT_FALSE(Base64Decode("-_-_", out));
+  EXPECT_TRUE(out.empty());
+  EXPECT_FALSE(Base64UrlDecode("+/+/", out));
+  EXPECT_TRUE(out.empty());
+  ASSERT_TRUE(Base64Decode("+/+/", out));
+  EXPECT_EQ(out, bytes);
+  ASSERT_TRUE(Base64UrlDecode("-_-_", out));
+  EXPECT_EQ(out, bytes);
+}
+
+TEST(Base64Test, RoundTripsEveryByteAtEveryLength) {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  EXPECT_EQ(Base64Encode(all).substr(0, 40), "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd");
+  for (std::size_t n = 0; n <= all.size(); ++n) {
+    // Rotate so that every byte value also lands at the end, where padding happens.
+    const std::string plain = (all.substr(n) + all.substr(0, n)).substr(0, n);
+    const std::string std_text = Base64Encode(plain);
+    const std::string url_text = Base64UrlEncode(plain);
+    EXPECT_EQ(std_text.size(), (n + 2) / 3 * 4);
+    EXPECT_EQ(url_text.size(), (n * 4 + 2) / 3);
+    std::string out;
+    ASSERT_TRUE(Base64Decode(std_text, out)) << std_text;
+    EXPECT_EQ(out, plain);
+    ASSERT_TRUE(Base64UrlDecode(url_text, out)) << url_text;
+    EXPECT_EQ(out, plain);
+  }
+}
+
+TEST(Base64Test, DecodeRefusesMalformedStandardText) {
+  const std::vector<std::string> bad = {
+      "Zg",        // padding missing
+      "Zg=",       // padding short
+      "Zg===",     // padding long
+      "Z===",      // three '='
+      "====",      //
+      "Zm9v=",     // length not a multiple of 4
+      "Zm8=Zm8=",  // padding in the middle
+      "Zm=v",      //
+      "Zh==",      // unused bits set: "Zg==" is the one text for "f"
+      "Zm9=",      // unused bits set: "Zm8=" is the one text for "fo"
+      "Zm9v\n",    // whitespace
+      " Zm9v",     //
+      "Zm 9v",     //
+      "Zm9-",      // base64url alphabet
+      "Zm9_",      //
+      "Zm9v\r\n",  //
+      std::string("Zm9\0", 4),
+      "Zm9\xc3",  // not ASCII
+  };
+  for (const std::string& text : bad) {
+    std::string out = "left over";
+    EXPECT_FALSE(Base64Decode(text, out)) << "accepted \"" << text << "\"";
+    EXPECT_TRUE(out.empty()) << text;
+  }
+}
+
+TEST(Base64Test, UrlDecodeRefusesMalformedText) {
+  const std::vector<std::string> bad = {
+      "Zg==",    // padding is not part of the url form
+      "Zm8=",    //
+      "Zg=",     //
+      "=",       //
+      "Z",       // 4k+1 characters: no byte string encodes to that
+      "Zm9vY",   //
+      "Zh",      // unused bits set
+      "Zm9",     //
+      "Zm9v+",   // standard alphabet
+      "Zm/v",    //
+      "Zm9v ",   // whitespace
+      "Zm\n9v",  //
+      std::string("Zm\0v", 4),
+  };
+  for (const std::string& text : bad) {
+    std::string out = "left over";
+    EXPECT_FALSE(Base64UrlDecode(text, out)) << "accepted \"" << text << "\"";
+    EXPECT_TRUE(out.empty()) << text;
+  }
+}
+
+TEST(Base64Test, EmptyTextIsEmptyBytes) {
+  std::string out = "x";
+  EXPECT_TRUE(Base64Decode("", out));
+  EXPECT_EQ(out, "");
+  out = "x";
+  EXPECT_TRUE(Base64UrlDecode("", out));
+  EXPECT_EQ(out, "");
 }
 
 }  // namespace

@@ -17,6 +17,8 @@
 #include <optional>
 #include <vector>
 
+#include "crypto/base64.h"
+
 namespace agentgate::crypto {
 namespace {
 
@@ -25,65 +27,6 @@ constexpr std::size_t kNonceSize = 12;
 constexpr std::size_t kTagSize = 16;
 // EVP takes int lengths; larger inputs go through in pieces of this size.
 constexpr std::size_t kChunk = std::size_t{1} << 30;
-
-constexpr char kB64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string Base64UrlEncode(std::span<const std::uint8_t> in) {
-  std::string out;
-  out.reserve((in.size() * 4 + 2) / 3);
-  std::size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    std::uint32_t v = (in[i] << 16) | (in[i + 1] << 8) | in[i + 2];
-    out.push_back(kB64Url[(v >> 18) & 63]);
-    out.push_back(kB64Url[(v >> 12) & 63]);
-    out.push_back(kB64Url[(v >> 6) & 63]);
-    out.push_back(kB64Url[v & 63]);
-  }
-  const std::size_t rest = in.size() - i;
-  if (rest == 1) {
-    std::uint32_t v = in[i] << 16;
-    out.push_back(kB64Url[(v >> 18) & 63]);
-    out.push_back(kB64Url[(v >> 12) & 63]);
-  } else if (rest == 2) {
-    std::uint32_t v = (in[i] << 16) | (in[i + 1] << 8);
-    out.push_back(kB64Url[(v >> 18) & 63]);
-    out.push_back(kB64Url[(v >> 12) & 63]);
-    out.push_back(kB64Url[(v >> 6) & 63]);
-  }
-  return out;
-}
-
-int B64UrlValue(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-// Strict: unpadded base64url only, and the unused low bits of the last character must be zero,
-// so each byte string has exactly one accepted encoding.
-std::optional<std::vector<std::uint8_t>> Base64UrlDecode(std::string_view in) {
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::vector<std::uint8_t> out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = B64UrlValue(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<std::uint8_t>(acc >> bits));
-      acc &= (1u << bits) - 1;
-    }
-  }
-  if (acc != 0) return std::nullopt;
-  return out;
-}
 
 struct CipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
@@ -319,22 +262,24 @@ Result<std::string> Sealer::Open(std::string_view sealed) const {
     if (!sealed.starts_with(kPrefix)) {
       return SealError("sealed secret has an unknown format (it does not start with \"v1:\")");
     }
-    auto blob = Base64UrlDecode(sealed.substr(kPrefix.size()));
-    if (!blob.has_value()) return SealError("sealed secret is not valid base64url");
-    if (blob->size() < kNonceSize + kTagSize) return SealError("sealed secret is truncated");
-    const std::size_t text_size = blob->size() - kNonceSize - kTagSize;
+    std::string blob;
+    if (!Base64UrlDecode(sealed.substr(kPrefix.size()), blob)) {
+      return SealError("sealed secret is not valid base64url");
+    }
+    if (blob.size() < kNonceSize + kTagSize) return SealError("sealed secret is truncated");
+    const std::size_t text_size = blob.size() - kNonceSize - kTagSize;
+    auto* bytes = reinterpret_cast<std::uint8_t*>(blob.data());
 
     CipherCtx ctx(EVP_CIPHER_CTX_new());
     if (!ctx) return SealError("cannot allocate a cipher context");
     int len = 0;
     const auto* aad = reinterpret_cast<const unsigned char*>(kPrefix.data());
-    if (EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key_.data(), blob->data(), nullptr) !=
-            1 ||
+    if (EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), key_.data(), bytes, nullptr) != 1 ||
         EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad, static_cast<int>(kPrefix.size())) != 1) {
       return SealError("cannot start decryption");
     }
     std::string plaintext(text_size, '\0');
-    const std::uint8_t* in = blob->data() + kNonceSize;
+    const std::uint8_t* in = bytes + kNonceSize;
     auto* out = reinterpret_cast<unsigned char*>(plaintext.data());
     for (std::size_t done = 0; done < text_size;) {
       const std::size_t n = std::min(kChunk, text_size - done);
@@ -344,7 +289,7 @@ Result<std::string> Sealer::Open(std::string_view sealed) const {
       done += static_cast<std::size_t>(len);
     }
     if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagSize),
-                            blob->data() + kNonceSize + text_size) != 1) {
+                            bytes + kNonceSize + text_size) != 1) {
       return SealError("cannot set the authentication tag");
     }
     // The tag check happens here; until it passes, the plaintext must not be used.

@@ -11,68 +11,14 @@
 #include <cstdlib>
 #include <initializer_list>
 #include <memory>
-#include <optional>
+
+#include "crypto/base64.h"
 
 namespace agentgate::webhooks {
 namespace {
 
 constexpr std::size_t kNewSecretBytes = 32;
 constexpr std::size_t kMacSize = 32;
-
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-// Standard base64 with '=' padding, as the spec and the reference libraries use.
-std::string Base64Encode(std::span<const std::uint8_t> in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    const std::size_t n = std::min<std::size_t>(3, in.size() - i);
-    std::uint32_t v = in[i] << 16;
-    if (n > 1) v |= in[i + 1] << 8;
-    if (n > 2) v |= in[i + 2];
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(n > 1 ? kB64[(v >> 6) & 63] : '=');
-    out.push_back(n > 2 ? kB64[v & 63] : '=');
-  }
-  return out;
-}
-
-int B64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Strict standard base64: length a multiple of 4, at most two '=' and only at the end, no
-// whitespace, and zero in the unused bits, so that a typo is reported rather than silently
-// decoded to different key bytes.
-std::optional<std::vector<std::uint8_t>> Base64Decode(std::string_view in) {
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::size_t pad = 0;
-  while (pad < 2 && pad < in.size() && in[in.size() - 1 - pad] == '=') ++pad;
-  const std::string_view body = in.substr(0, in.size() - pad);
-  std::vector<std::uint8_t> out;
-  out.reserve(in.size() / 4 * 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : body) {
-    const int v = B64Value(c);
-    if (v < 0) return std::nullopt;  // includes a third '=' or one in the middle
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<std::uint8_t>(acc >> bits));
-      acc &= (1u << bits) - 1;
-    }
-  }
-  if (acc != 0) return std::nullopt;
-  return out;
-}
 
 [[noreturn]] void Fatal(const char* what) {
   std::fprintf(stderr, "fatal: %s failed (OpenSSL); cannot sign a webhook\n", what);
@@ -127,7 +73,7 @@ std::array<std::uint8_t, kMacSize> HmacSha256(std::span<const std::uint8_t> key,
 std::string NewWebhookSecret(crypto::Random& random) {
   std::array<std::uint8_t, kNewSecretBytes> key{};
   random.Fill(key);
-  std::string secret = std::string(kSecretPrefix) + Base64Encode(key);
+  std::string secret = std::string(kSecretPrefix) + crypto::Base64Encode(key);
   OPENSSL_cleanse(key.data(), key.size());
   return secret;
 }
@@ -136,20 +82,22 @@ Result<std::vector<std::uint8_t>> DecodeSecret(std::string_view whsec) {
   std::string_view text = whsec;
   if (text.starts_with(kSecretPrefix)) text.remove_prefix(kSecretPrefix.size());
   if (text.empty()) return MakeError(Code::kInvalidField, "webhook secret is empty");
-  auto key = Base64Decode(text);
-  if (!key.has_value()) {
+  std::string decoded;
+  if (!crypto::Base64Decode(text, decoded)) {
     return MakeError(Code::kInvalidField,
                      "webhook secret must be \"whsec_\" followed by standard base64 (A-Z a-z 0-9 "
                      "+ /, '=' padding, no spaces)");
   }
-  if (key->size() < kMinSecretBytes || key->size() > kMaxSecretBytes) {
-    const std::size_t got = key->size();
-    OPENSSL_cleanse(key->data(), key->size());
+  const std::size_t got = decoded.size();
+  if (got < kMinSecretBytes || got > kMaxSecretBytes) {
+    OPENSSL_cleanse(decoded.data(), decoded.size());
     return MakeError(Code::kInvalidField, "webhook secret decodes to " + std::to_string(got) +
                                               " bytes; Standard Webhooks secrets are 24 to 64 "
                                               "bytes");
   }
-  return std::move(*key);
+  std::vector<std::uint8_t> key(decoded.begin(), decoded.end());
+  OPENSSL_cleanse(decoded.data(), decoded.size());
+  return key;
 }
 
 std::string NewMessageId(crypto::Random& random) {
@@ -177,7 +125,7 @@ std::string Sign(std::span<const std::uint8_t> key, std::string_view msg_id,
                  std::int64_t timestamp_s, std::string_view body) {
   const std::string timestamp = std::to_string(timestamp_s);
   const auto mac = HmacSha256(key, {msg_id, ".", timestamp, ".", body});
-  return "v1," + Base64Encode(mac);
+  return "v1," + crypto::Base64Encode(mac);
 }
 
 std::string SignatureHeader(const std::vector<std::vector<std::uint8_t>>& keys,
