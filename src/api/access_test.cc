@@ -50,7 +50,7 @@ TEST(AccessAbilityCatalogueTest, NamesAndBitsAreDistinctAndCoverEverything) {
     EXPECT_EQ(AbilityName(a.bit), a.name);
   }
   EXPECT_EQ(bits, kAllAbilities);
-  EXPECT_EQ(AbilityCatalogue().size(), 9u);
+  EXPECT_EQ(AbilityCatalogue().size(), 11u);
   EXPECT_EQ(AbilityName(kPermissionCheck), "permission:check");
 }
 

@@ -7,11 +7,14 @@
 // SETUP_FAILED when the provider refused the code exchange. Reconnecting (connect with
 // connectionId) keeps the record and its id and brings it back to READY.
 #include <algorithm>
+#include <charconv>
 #include <array>
 #include <cctype>
 #include <map>
 
 #include "api/fields.h"
+#include "api/engine_internal.h"
+#include "api/paging.h"
 #include "api/service.h"
 #include "core/time.h"
 #include "crypto/base64.h"
@@ -29,6 +32,7 @@ extern const std::string_view kSdkJs;
 }  // namespace agentgate::embedded
 
 namespace agentgate::api {
+using namespace engine_internal;
 namespace {
 
 constexpr std::int64_t kConnectSessionTtlMs = 30 * 60'000;
@@ -38,22 +42,8 @@ constexpr std::string_view kConnectCookie = "agentgate_connect";
 constexpr std::size_t kMaxActResponseBytes = 1 << 20;
 constexpr int kMaxConnectionsPerTenant = 1000;
 
-std::string NewId(crypto::Random& random, std::string_view prefix) {
-  std::array<std::uint8_t, 10> bytes;
-  random.Fill(bytes);
-  return std::string(prefix) + crypto::HexEncode(bytes);
-}
 
-bool ValidKey(std::string_view key, std::size_t max = 100) {
-  if (key.empty() || key.size() > max) return false;
-  return std::all_of(key.begin(), key.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':' || c == '@';
-  });
-}
 
-Error InvalidField(std::string_view field, std::string message) {
-  return MakeError(Code::kInvalidField, "Field '" + std::string(field) + "' " + message);
-}
 
 Result<std::optional<std::string>> StringField(const json::object& body, std::string_view name,
                                                std::size_t max_bytes = 200) {
@@ -66,17 +56,6 @@ Result<std::optional<std::string>> StringField(const json::object& body, std::st
   return v;
 }
 
-Status OnlyFields(const json::object& body, std::initializer_list<std::string_view> allowed) {
-  for (const auto& [key, value] : body) {
-    if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
-      std::string list;
-      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return MakeError(Code::kInvalidField,
-                       "Unknown field '" + std::string(key.substr(0, 64)) + "'; allowed: " + list);
-    }
-  }
-  return Ok();
-}
 
 Result<std::map<std::string, std::string>> StringMap(const json::object& body,
                                                      std::string_view name) {
@@ -94,22 +73,7 @@ Result<std::map<std::string, std::string>> StringMap(const json::object& body,
   return out;
 }
 
-std::map<std::string, std::string> MapOfJson(std::string_view text) {
-  std::map<std::string, std::string> out;
-  if (text.empty()) return out;
-  auto parsed = ParseJsonObject(text);
-  if (!parsed.ok()) return out;
-  for (const auto& [k, v] : *parsed) {
-    if (v.is_string()) out[std::string(k)] = std::string(v.as_string());
-  }
-  return out;
-}
 
-json::object JsonOfMap(const std::map<std::string, std::string>& m) {
-  json::object o;
-  for (const auto& [k, v] : m) o[k] = v;
-  return o;
-}
 
 std::string ErrorJson(std::string_view code, std::string_view message) {
   json::object o;
@@ -118,32 +82,7 @@ std::string ErrorJson(std::string_view code, std::string_view message) {
   return Serialize(o);
 }
 
-// Text safe inside a <script type="application/json"> element.
-std::string ScriptSafeJson(const json::value& v) {
-  std::string s = Serialize(v);
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    if (c == '<') {
-      out += "\\u003c";
-    } else if (c == '>') {
-      out += "\\u003e";
-    } else if (c == '&') {
-      out += "\\u0026";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 
-std::string HostOf(std::string_view url) {
-  std::size_t start = url.find("://");
-  if (start == std::string_view::npos) return {};
-  start += 3;
-  std::size_t end = url.find_first_of("/?#", start);
-  return std::string(url.substr(start, end == std::string_view::npos ? url.npos : end - start));
-}
 
 // The hosted pages: strict CSP (scripts only from agentgate itself), no framing, no caching.
 http::Response Page(int status, std::string html) {

@@ -9,6 +9,7 @@
 // Credentials of connections are sealed (AES-256-GCM with a key id) before they reach the store,
 // never returned by any endpoint, and refreshed single-flight per connection.
 #include <algorithm>
+#include <charconv>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -17,6 +18,8 @@
 #include <shared_mutex>
 
 #include "api/fields.h"
+#include "api/paging.h"
+#include "api/engine_internal.h"
 #include "api/paging.h"
 #include "api/service.h"
 #include "core/time.h"
@@ -36,6 +39,7 @@ extern const std::string_view kSdkJs;
 }  // namespace agentgate::embedded
 
 namespace agentgate::api {
+using namespace engine_internal;
 namespace {
 
 constexpr std::string_view kDefaultWorkspaceId = "ws_default";
@@ -48,22 +52,8 @@ constexpr std::int64_t kMaxTokenTtlS = 24 * 3600;
 constexpr std::string_view kConnectCookie = "agentgate_connect";
 constexpr std::size_t kMaxActResponseBytes = 1 << 20;
 
-std::string NewId(crypto::Random& random, std::string_view prefix) {
-  std::array<std::uint8_t, 10> bytes;
-  random.Fill(bytes);
-  return std::string(prefix) + crypto::HexEncode(bytes);
-}
 
-bool ValidKey(std::string_view key, std::size_t max = 100) {
-  if (key.empty() || key.size() > max) return false;
-  return std::all_of(key.begin(), key.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':' || c == '@';
-  });
-}
 
-Error InvalidField(std::string_view field, std::string message) {
-  return MakeError(Code::kInvalidField, "Field '" + std::string(field) + "' " + message);
-}
 
 // A body field that must be a string when present.
 Result<std::optional<std::string>> StringField(const json::object& body, std::string_view name,
@@ -77,18 +67,6 @@ Result<std::optional<std::string>> StringField(const json::object& body, std::st
   return v;
 }
 
-// Refuses fields outside `allowed`.
-Status OnlyFields(const json::object& body, std::initializer_list<std::string_view> allowed) {
-  for (const auto& [key, value] : body) {
-    if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
-      std::string list;
-      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return MakeError(Code::kInvalidField,
-                       "Unknown field '" + std::string(key.substr(0, 64)) + "'; allowed: " + list);
-    }
-  }
-  return Ok();
-}
 
 // A JSON object of string values as a map (connection fields, credentials).
 Result<std::map<std::string, std::string>> StringMap(const json::object& body,
@@ -112,22 +90,7 @@ Result<std::map<std::string, std::string>> StringMap(const json::object& body,
   return out;
 }
 
-std::map<std::string, std::string> MapOfJson(std::string_view text) {
-  std::map<std::string, std::string> out;
-  if (text.empty()) return out;
-  auto parsed = ParseJsonObject(text);
-  if (!parsed.ok()) return out;
-  for (const auto& [k, v] : *parsed) {
-    if (v.is_string()) out[std::string(k)] = std::string(v.as_string());
-  }
-  return out;
-}
 
-json::object JsonOfMap(const std::map<std::string, std::string>& m) {
-  json::object o;
-  for (const auto& [k, v] : m) o[k] = v;
-  return o;
-}
 
 // Seconds of a duration like "5m", "1h", "3600" or "30s"; nullopt when malformed.
 std::optional<std::int64_t> DurationSeconds(std::string_view text) {
@@ -144,32 +107,7 @@ std::optional<std::int64_t> DurationSeconds(std::string_view text) {
   return n * unit;
 }
 
-std::string HostOf(std::string_view url) {
-  std::size_t start = url.find("://");
-  if (start == std::string_view::npos) return {};
-  start += 3;
-  std::size_t end = url.find_first_of("/?#", start);
-  return std::string(url.substr(start, end == std::string_view::npos ? url.npos : end - start));
-}
 
-// Text safe inside a <script type="application/json"> element.
-std::string ScriptSafeJson(const json::value& v) {
-  std::string s = Serialize(v);
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    if (c == '<') {
-      out += "\\u003c";
-    } else if (c == '>') {
-      out += "\\u003e";
-    } else if (c == '&') {
-      out += "\\u0026";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 
 bool IsJwt(std::string_view bearer) {
   return bearer.size() > 20 && bearer.substr(0, 3) == "eyJ" &&
@@ -180,24 +118,11 @@ bool IsJwt(std::string_view bearer) {
 
 // --- the engine's state ---------------------------------------------------------------------------
 
-struct Service::EngineState {
-  struct Workspace {
-    std::string id, key, name, secret;
-  };
-  mutable std::shared_mutex mu;
-  std::vector<Workspace> workspaces;                            // guarded by mu
-  std::map<std::string, std::vector<engine::Connector>> custom;  // workspace id -> connectors
-  std::optional<engine::Catalog> catalog;
-  std::mutex tenants_mu;
-  std::map<std::pair<std::string, std::string>, std::int64_t> tenants_seen;  // last written
-  engine::SingleFlight<Result<store::ConnectionRecord>> refreshes;
-  std::unique_ptr<engine::TokenEndpoint> token_endpoint;
-};
 
 Service::EngineState& Service::Engine() const { return *engine_; }
 
 Status Service::LoadEngine() {
-  if (!engine_) engine_ = std::make_unique<EngineState>();
+  if (!engine_) engine_.reset(new EngineState());
   EngineState& e = *engine_;
   auto catalog = engine::Catalog::Builtin();
   if (!catalog.ok()) return catalog.take_error();
@@ -249,7 +174,7 @@ Status Service::LoadEngine() {
   return Ok();
 }
 
-Service::~Service() = default;
+void Service::EngineStateDeleter::operator()(EngineState* state) const { delete state; }
 
 // --- routes ------------------------------------------------------------------------------------
 
@@ -266,8 +191,6 @@ void Service::RegisterEngineRoutes(http::Router& router) {
        kWorkspaceManage, kIdem, &Service::RotateWorkspaceSecret},
       {Method::kPost, "/v1/credentials/token", kB, "workspace.token", Access::kTenant,
        kConnectionManage, false, &Service::MintTenantToken},
-      {Method::kPost, "/v1/keys/rotate", kB, "workspace.rotate_key", Access::kManager,
-       kWorkspaceManage, kIdem, &Service::RotateKeys},
       // Connectors and integrations.
       {Method::kGet, "/connectors", kB, "connector.list", Access::kTenant, kConnectionManage,
        false, &Service::ListConnectors},

@@ -81,7 +81,6 @@ class Service {
  public:
   Service(ServiceOptions options, store::Store& store, const Clock& clock,
           crypto::Random& random, Logger& logger, mail::Mailer* mailer);
-  ~Service();
 
   // Builds the permission index from the store, and loads (on first start: makes) the default
   // workspace.
@@ -358,7 +357,10 @@ class Service {
   const http::Router* router_ = nullptr;  // for MCP tool calls; set by RegisterRoutes
   std::unique_ptr<mcp::ToolRegistry> mcp_tools_;
   std::unique_ptr<mcp::McpServer> mcp_;
-  std::unique_ptr<EngineState> engine_;
+  struct EngineStateDeleter {
+    void operator()(EngineState* state) const;
+  };
+  std::unique_ptr<EngineState, EngineStateDeleter> engine_;
   std::mutex flush_mu_;  // held while pending checks move from memory to the store
   std::int64_t dropped_reported_ = 0;  // guarded by flush_mu_
 };

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -36,18 +37,19 @@ class SingleFlight {
     if (shared != nullptr) *shared = !leader;
     if (!leader) {
       std::unique_lock lock(flight->mu);
-      flight->done_cv.wait(lock, [&] { return flight->result.has_value(); });
+      flight->done_cv.wait(lock, [&] { return flight->done; });
+      if (flight->error) std::rethrow_exception(flight->error);
       return *flight->result;
     }
     std::optional<T> result;
     try {
       result.emplace(fn());
     } catch (...) {
-      Finish(key, flight, std::nullopt);
+      Finish(key, flight, std::nullopt, std::current_exception());
       throw;
     }
-    Finish(key, flight, result);
-    return *result;
+    Finish(key, flight, result, nullptr);
+    return *std::move(result);
   }
 
   std::size_t InFlight() const {
@@ -60,17 +62,20 @@ class SingleFlight {
     std::mutex mu;
     std::condition_variable done_cv;
     std::optional<T> result;
+    std::exception_ptr error;  // what the leader threw, rethrown to its followers
+    bool done = false;
   };
 
   void Finish(const std::string& key, const std::shared_ptr<Flight>& flight,
-              const std::optional<T>& result) {
+              const std::optional<T>& result, std::exception_ptr error) {
     {
       std::lock_guard lock(mu_);
       flights_.erase(key);
     }
     std::lock_guard lock(flight->mu);
-    // A leader that threw leaves its followers a default value rather than a hang.
-    flight->result = result ? *result : T{};
+    flight->result = result;
+    flight->error = error;
+    flight->done = true;
     flight->done_cv.notify_all();
   }
 
