@@ -277,6 +277,7 @@ void Service::ApplyTokens(store::ConnectionRecord& c, const engine::TokenSet& to
   if (!tokens.token_type.empty()) creds["tokenType"] = tokens.token_type;
   if (!tokens.scope.empty()) creds["scope"] = tokens.scope;
   if (!tokens.extra.empty()) creds["extra"] = tokens.extra;
+  if (tokens.expires_in_s) creds["lifetimeMs"] = *tokens.expires_in_s * 1000;
   c.credentials_sealed = SealCredentials(creds);
   std::int64_t now = clock_.NowMs();
   c.token_expires_at_ms = tokens.expires_in_s
@@ -656,21 +657,22 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
     }
   } else {
     // The owner finishes in the browser: the OAuth redirect, or a form for keys.
+    bool can_connect = true;
     if (type == engine::AuthType::kOAuth2) {
       auto client = ClientOf(integration, *connector);
       if (!client.ok()) {
-        if (is_new || c.state != "READY") {
-          c.state = "CONFIGURATION_ERROR";
-          c.error_json = ErrorJson("missing_oauth_client", client.error().Message());
-        } else {
-          return Fail(req, client.take_error());
-        }
+        if (!is_new && c.state == "READY") return Fail(req, client.take_error());
+        c.state = "CONFIGURATION_ERROR";
+        c.error_json = ErrorJson("missing_oauth_client", client.error().Message());
+        can_connect = false;
       }
     }
-    if (c.state != "CONFIGURATION_ERROR") {
+    if (can_connect) {
       if (Status s = store_.EndConnectSessions(c.id, now); !s.ok()) return Fail(req, s.take_error());
-      if (is_new || c.state == "BUILDING" || c.state == "SETUP_FAILED") {
+      // A READY or DISCONNECTED connection keeps its state until the new sign-in finishes.
+      if (c.state != "READY" && c.state != "DISCONNECTED") {
         c.state = "CLIENT_ACTION_REQUIRED";
+        c.error_json.clear();
       }
     }
   }
@@ -836,7 +838,13 @@ Result<store::ConnectionRecord> Service::FreshConnection(const store::Connection
       refresh = std::string(r->as_string());
     }
     std::int64_t now = clock_.NowMs();
-    bool expiring = c.token_expires_at_ms && *c.token_expires_at_ms - now <= kRefreshMarginMs;
+    // Refreshed a minute before expiry, or halfway through a token's life when it lives less
+    // than two minutes (so that a fresh short-lived token is not refreshed again at once).
+    std::int64_t margin = kRefreshMarginMs;
+    if (const json::value* l = creds->if_contains("lifetimeMs"); l && l->is_int64()) {
+      margin = std::min(margin, l->as_int64() / 2);
+    }
+    bool expiring = c.token_expires_at_ms && *c.token_expires_at_ms - now <= margin;
     if (force ? access != stale_access_token : !expiring) return c;  // someone refreshed
     if (!ignore_cooldown && c.refresh_failed_at_ms != 0 &&
         now - c.refresh_failed_at_ms < kRefreshCooldownMs) {

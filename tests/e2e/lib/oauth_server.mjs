@@ -43,6 +43,7 @@
 //                    //   failedAuthorizationCodeGrants, apiOk, apiUnauthorized } so far: token
 //                    //   endpoint answers by grant_type (a failure is any error answer, client
 //                    //   authentication included), and /api answers 200 / 401
+//   issuedTokens(),  // every access and refresh token value issued so far (for leak checks)
 //   revokeAllRefreshTokens(),         // deletes every refresh token → number deleted; the
 //                    // next refresh_token grant with any of them answers 400 invalid_grant
 //   revokeRefreshTokensFor(login),    // the same for the tokens of one user
@@ -94,6 +95,7 @@ const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', '
 // expiresAt}). Linear scans are fine for a test's handful of entries.
 function createStorage() {
   const models = new Map();
+  const issued = [];  // every access and refresh token value ever stored, for leak checks
   const table = (name) => {
     let t = models.get(name);
     if (!t) { t = new Map(); models.set(name, t); }
@@ -114,6 +116,7 @@ function createStorage() {
     }
 
     async upsert(id, payload, expiresIn) {
+      if (this.name === 'AccessToken' || this.name === 'RefreshToken') issued.push(id);
       this.table.set(id, {
         payload: structuredClone(payload),
         expiresAt: typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : undefined,
@@ -157,7 +160,7 @@ function createStorage() {
       }
     }
   }
-  return { Adapter, table };
+  return { Adapter, table, issued };
 }
 
 // An EC P-256 key (made in a millisecond; an RSA one takes most of a second on a busy machine),
@@ -193,7 +196,7 @@ export async function startOAuthServer({
   rotateRefreshToken,
   strictClientAuth = true,
 } = {}) {
-  const { Adapter, table } = createStorage();
+  const { Adapter, table, issued } = createStorage();
   const counts = {
     authorizationCodeGrants: 0,
     refreshTokenGrants: 0,
@@ -444,6 +447,7 @@ export async function startOAuthServer({
     provider,
     addClient,
     stats: () => ({ ...counts }),
+    issuedTokens: () => [...issued],
     revokeAllRefreshTokens: () => revokeRefreshTokens(() => true),
     revokeRefreshTokensFor: (login) => revokeRefreshTokens((p) => p.accountId === login),
     expireAccessTokens() {
