@@ -10,7 +10,8 @@ import http from 'node:http';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import { api, signIn, startServer, uniqueEmail } from './lib/server.mjs';
-import { expectCleanLogs, expectError, sleep } from './lib/expect.mjs';
+import { eventually, expectCleanLogs, expectError, sleep } from './lib/expect.mjs';
+import { validateWebhook } from './lib/openapi.mjs';
 import { approveInBrowser, startOAuthServer } from './lib/oauth_server.mjs';
 import { launchBrowser } from './lib/browser.mjs';
 
@@ -137,6 +138,13 @@ describe('integration engine: tokens, connections, the connect flow and refresh'
     browser = await launchBrowser();
     app = await startApp(srv.url);
     vendor = await startVendor();
+    const hook = await api(srv.url, 'POST', '/v1/webhooks', {
+      cookie,
+      body: { url: `${vendor.url}/hooks`, events: ['connection.created', 'connection.ready',
+        'connection.disconnected', 'connection.reconnected', 'connection.archived',
+        'connection.restored'] },
+    });
+    assert.equal(hook.status, 201, hook.text);
   });
 
   after(async () => {
@@ -423,6 +431,26 @@ describe('integration engine: tokens, connections, the connect flow and refresh'
     assert.equal(restored.status, 200, restored.text);
     assert.equal(restored.json.isArchived, false);
     assert.equal((await call('POST', '/act', t, { connectionKey: 'echo-1', api: { path: '/x' } })).status, 200);
+  });
+
+  test('every connection lifecycle event reaches the admin\'s webhook endpoint, signed', async () => {
+    const wanted = ['connection.created', 'connection.ready', 'connection.disconnected',
+      'connection.reconnected', 'connection.archived', 'connection.restored'];
+    const hooks = await eventually(() => {
+      const got = vendor.seen.filter((r) => r.url === '/hooks');
+      const types = new Set(got.map((r) => JSON.parse(r.body).type));
+      return wanted.every((t) => types.has(t)) ? got : null;
+    }, { timeoutMs: 15000 });
+    for (const h of hooks) {
+      validateWebhook(h.headers, h.body);
+      const event = JSON.parse(h.body);
+      assert.match(event.data.id, /^conn_/);
+      assert.equal(h.body.includes('accessToken'), false);
+    }
+    const disconnected = hooks.map((h) => JSON.parse(h.body))
+      .find((e) => e.type === 'connection.disconnected');
+    assert.equal(disconnected.data.id, oauthConnection.id);
+    assert.equal(disconnected.data.state, 'DISCONNECTED');
   });
 
   test('the database holds no token, key or secret in plaintext', async () => {
