@@ -191,6 +191,8 @@ void Service::RegisterEngineRoutes(http::Router& router) {
        kWorkspaceManage, kIdem, &Service::RotateWorkspaceSecret},
       {Method::kPost, "/v1/credentials/token", kB, "workspace.token", Access::kTenant,
        kConnectionManage, false, &Service::MintTenantToken},
+      {Method::kPost, "/v1/keys/rotate", kB, "workspace.rotate_key", Access::kManager,
+       kWorkspaceManage, kIdem, &Service::RotateKeys},
       // Connectors and integrations.
       {Method::kGet, "/connectors", kB, "connector.list", Access::kTenant, kConnectionManage,
        false, &Service::ListConnectors},
@@ -450,6 +452,31 @@ http::Response Service::MintTenantToken(http::Request& req, Call& call) {
   http::Response r = Json(200, Serialize(out));
   r.Header("Cache-Control", "no-store");
   return r;
+}
+
+http::Response Service::RotateKeys(http::Request& req, Call& call) {
+  if (Status s = CheckOrigin(req, call.who); !s.ok()) return Fail(req, s.take_error());
+  std::string previous(sealer_->CurrentKid());
+  auto kid = sealer_->Rotate(random_);
+  if (!kid.ok()) return Fail(req, kid.take_error());
+  call.target = *kid;
+  // Every sealed value is opened with the key it names and sealed again under the new one, in
+  // one transaction; the old key stays on disk, so backups made before remain readable.
+  auto resealed = store_.ResealAll(
+      [this](const std::string& sealed) -> Result<std::optional<std::string>> {
+        if (!sealer_->NeedsReseal(sealed)) return std::optional<std::string>();
+        auto plain = sealer_->Open(sealed);
+        if (!plain.ok()) return plain.take_error();
+        return std::optional<std::string>(sealer_->Seal(*plain, random_));
+      });
+  if (!resealed.ok()) return Fail(req, resealed.take_error());
+  logger_.Info("master key rotated from " + previous + " to " + *kid + "; " +
+               std::to_string(*resealed) + " secrets re-encrypted");
+  json::object out;
+  out["kid"] = *kid;
+  out["previousKid"] = previous;
+  out["resealed"] = *resealed;
+  return Json(200, Serialize(out));
 }
 
 // --- connectors -------------------------------------------------------------------------------

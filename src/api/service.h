@@ -87,8 +87,9 @@ class Service {
   Status Load();
   Status LoadEngine();
   void SetBaseUrl(std::string base_url);
-  // Webhook secrets are sealed with this key; without one, webhook endpoints cannot be made.
-  void SetSealer(const crypto::Sealer* sealer) { sealer_ = sealer; }
+  // Secrets the server reads back (webhook secrets, the workspace secret, OAuth client secrets,
+  // connections' credentials) are sealed with this keyring, which POST /v1/keys/rotate rotates.
+  void SetSealer(crypto::Keyring* sealer) { sealer_ = sealer; }
   // Called after a change queued webhook messages (wakes the dispatcher).
   void SetWebhookNotifier(std::function<void()> notify) { notify_webhooks_ = std::move(notify); }
   // Reports grants whose expiry passed (permission.expired events); called every second or so.
@@ -341,7 +342,7 @@ class Service {
   crypto::Random& random_;
   Logger& logger_;
   mail::Mailer* mailer_;  // null: links go to the log
-  const crypto::Sealer* sealer_ = nullptr;
+  crypto::Keyring* sealer_ = nullptr;
   std::function<void()> notify_webhooks_;
   std::atomic<int> webhook_endpoints_{0};  // how many exist, so events cost nothing without any
 

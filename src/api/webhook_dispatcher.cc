@@ -13,7 +13,7 @@ constexpr int kClaimBatch = 4;
 }  // namespace
 
 WebhookDispatcher::WebhookDispatcher(DispatcherOptions options, store::Store& store,
-                                     const crypto::Sealer& sealer, const Clock& clock,
+                                     const crypto::Keyring& sealer, const Clock& clock,
                                      crypto::Random& random, Logger& logger)
     : options_(options),
       store_(store),

@@ -38,7 +38,7 @@ struct DispatcherOptions {
 
 class WebhookDispatcher {
  public:
-  WebhookDispatcher(DispatcherOptions options, store::Store& store, const crypto::Sealer& sealer,
+  WebhookDispatcher(DispatcherOptions options, store::Store& store, const crypto::Keyring& sealer,
                     const Clock& clock, crypto::Random& random, Logger& logger);
   ~WebhookDispatcher();
   WebhookDispatcher(const WebhookDispatcher&) = delete;
@@ -56,7 +56,7 @@ class WebhookDispatcher {
 
   DispatcherOptions options_;
   store::Store& store_;
-  const crypto::Sealer& sealer_;
+  const crypto::Keyring& sealer_;
   const Clock& clock_;
   crypto::Random& random_;
   Logger& logger_;

@@ -142,10 +142,13 @@ int RunServe(const std::vector<std::string>& args) {
         mail::SmtpOptions{config.smtp_url, config.mail_from, 15'000}, logger);
   }
 
-  // Secrets the server must read back (webhook signing secrets) are sealed with a key kept next
-  // to the database, not in it.
-  std::string key_path = (std::filesystem::path(config.data_dir) / "master.key").string();
-  auto sealer = crypto::Sealer::LoadOrCreate(key_path, random);
+  // Secrets the server must read back are sealed with keys kept next to the database (or given
+  // in the environment), never in it: a copy of the database alone reveals none of them.
+  const char* configured_key = std::getenv("AGENTGATE_MASTER_KEY");
+  const char* previous_keys = std::getenv("AGENTGATE_PREVIOUS_MASTER_KEYS");
+  auto sealer = crypto::Keyring::Load(
+      config.data_dir, configured_key != nullptr ? configured_key : "",
+      crypto::Keyring::SplitKeyList(previous_keys != nullptr ? previous_keys : ""), random);
   if (!sealer.ok()) {
     logger.Error(std::string(sealer.error().Message()));
     return 1;

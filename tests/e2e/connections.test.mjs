@@ -453,6 +453,33 @@ describe('integration engine: tokens, connections, the connect flow and refresh'
     assert.equal(disconnected.data.state, 'DISCONNECTED');
   });
 
+  test('rotating the master key re-encrypts every secret under the new key id', async () => {
+    const rotated = await call('POST', '/v1/keys/rotate', manager());
+    assert.equal(rotated.status, 200, rotated.text);
+    assert.match(rotated.json.kid, /^k[0-9a-f]{8}$/);
+    assert.notEqual(rotated.json.kid, rotated.json.previousKid);
+    assert.ok(rotated.json.resealed >= 5, rotated.text);
+    expectError(await call('POST', '/v1/keys/rotate', tenant('t-key')), 403, 'forbidden');
+    const keys = fs.readdirSync(path.join(srv.dataDir, 'keys')).filter((f) => f.endsWith('.key'));
+    assert.ok(keys.includes(`${rotated.json.kid}.key`));
+    assert.ok(keys.includes(`${rotated.json.previousKid}.key`), 'the old key is kept for backups');
+    // Everything still opens: API keys, OAuth tokens, the workspace secret.
+    assert.equal((await call('POST', '/act', tenant('t-key'), { connectionKey: 'echo-1', api: { path: '/x' } })).status, 200);
+    assert.equal((await act(tenant('t-oauth'), oauthConnection.id)).status, 200);
+    assert.deepEqual((await api(srv.url, 'GET', '/v1/credentials', { cookie })).json, creds);
+    // Proof that nothing is left under the old key: take it away and restart on the same data.
+    await srv.stop();
+    const aside = path.join(srv.dataDir, 'old-key-aside');
+    fs.renameSync(path.join(srv.dataDir, 'keys', `${rotated.json.previousKid}.key`), aside);
+    assert.equal(fs.existsSync(path.join(srv.dataDir, 'master.key')), false);
+    srv = await startServer({ dataDir: srv.dataDir, args: ['--allow-private-egress'] });
+    const again = await call('GET', '/v1/credentials', manager());
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.json.workspaceSecret, creds.workspaceSecret);
+    assert.equal((await call('POST', '/act', tenant('t-key'), { connectionKey: 'echo-1', api: { path: '/y' } })).status, 200);
+    assert.equal((await act(tenant('t-oauth'), oauthConnection.id)).status, 200);
+  });
+
   test('the database holds no token, key or secret in plaintext', async () => {
     const tokens = [...oauth.issuedTokens(), ...shortOauth.issuedTokens()];
     assert.ok(tokens.length >= 4, `expected several issued tokens, got ${tokens.length}`);
