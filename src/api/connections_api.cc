@@ -7,13 +7,13 @@
 // SETUP_FAILED when the provider refused the code exchange. Reconnecting (connect with
 // connectionId) keeps the record and its id and brings it back to READY.
 #include <algorithm>
-#include <charconv>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <map>
 
-#include "api/fields.h"
 #include "api/engine_internal.h"
+#include "api/fields.h"
 #include "api/paging.h"
 #include "api/service.h"
 #include "core/time.h"
@@ -42,47 +42,12 @@ constexpr std::string_view kConnectCookie = "agentgate_connect";
 constexpr std::size_t kMaxActResponseBytes = 1 << 20;
 constexpr int kMaxConnectionsPerTenant = 1000;
 
-
-
-
-Result<std::optional<std::string>> StringField(const json::object& body, std::string_view name,
-                                               std::size_t max_bytes = 200) {
-  auto v = OptionalString(body, name);
-  if (!v.ok()) return v.take_error();
-  if (v->has_value() && ((*v)->size() > max_bytes || HasControlChars(**v))) {
-    return InvalidField(name, "must be at most " + std::to_string(max_bytes) +
-                                  " bytes without control characters");
-  }
-  return v;
-}
-
-
-Result<std::map<std::string, std::string>> StringMap(const json::object& body,
-                                                     std::string_view name) {
-  std::map<std::string, std::string> out;
-  const json::value* v = body.if_contains(name);
-  if (v == nullptr || v->is_null()) return out;
-  if (!v->is_object()) return InvalidField(name, "must be an object of strings");
-  if (v->as_object().size() > 50) return InvalidField(name, "has more than 50 entries");
-  for (const auto& [key, value] : v->as_object()) {
-    std::string path = std::string(name) + "." + std::string(key.substr(0, 64));
-    if (!value.is_string()) return InvalidField(path, "must be a string");
-    if (value.as_string().size() > 8192) return InvalidField(path, "must be at most 8192 bytes");
-    out[std::string(key)] = std::string(value.as_string());
-  }
-  return out;
-}
-
-
-
 std::string ErrorJson(std::string_view code, std::string_view message) {
   json::object o;
   o["code"] = code;
   o["message"] = ValidUtf8(message, 500);
   return Serialize(o);
 }
-
-
 
 // The hosted pages: strict CSP (scripts only from agentgate itself), no framing, no caching.
 http::Response Page(int status, std::string html) {
@@ -127,9 +92,8 @@ Status CheckApiPath(std::string_view path) {
   std::size_t pos = 0;
   while (pos < path.size()) {
     std::size_t next = path.find_first_of("/?", pos + 1);
-    std::string_view seg = path.substr(pos + 1, next == std::string_view::npos
-                                                    ? std::string_view::npos
-                                                    : next - pos - 1);
+    std::string_view seg = path.substr(
+        pos + 1, next == std::string_view::npos ? std::string_view::npos : next - pos - 1);
     std::string lower(seg);
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](unsigned char c) { return std::tolower(c); });
@@ -297,8 +261,7 @@ Result<engine::OAuthClient> Service::ClientOf(const store::IntegrationRecord& i,
     }
   }
   if (client.client_id.empty()) {
-    return MakeError(Code::kConflict,
-                     "The integration '" + i.key + "' has no OAuth client id",
+    return MakeError(Code::kConflict, "The integration '" + i.key + "' has no OAuth client id",
                      "A manager sets it: PATCH /integrations/" + i.id +
                          "/parameters {\"clientId\": \"...\", \"clientSecret\": \"...\"}.");
   }
@@ -327,9 +290,8 @@ std::vector<std::string> Service::ScopesOf(const store::IntegrationRecord& i,
 }
 
 // Writes a changed connection (optimistic: against the version it was read at), with events.
-Result<bool> Service::SaveConnection(http::Request& req, Call& call,
-                                     store::ConnectionRecord& c, int status,
-                                     std::initializer_list<std::string_view> events) {
+Result<bool> Service::SaveConnection(http::Request& req, Call& call, store::ConnectionRecord& c,
+                                     int status, std::initializer_list<std::string_view> events) {
   std::int64_t expected = c.version;
   c.version = expected + 1;
   c.updated_at_ms = clock_.NowMs();
@@ -403,9 +365,9 @@ http::Response Service::ListConnections(http::Request& req, Call& call) {
   }
   json::object out;
   out["items"] = std::move(items);
-  out["cursor"] = more ? json::value(std::to_string(list->back().created_at_ms) + "." +
-                                     list->back().id)
-                       : json::value(nullptr);
+  out["cursor"] =
+      more ? json::value(std::to_string(list->back().created_at_ms) + "." + list->back().id)
+           : json::value(nullptr);
   return Json(200, Serialize(out));
 }
 
@@ -424,16 +386,16 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
   const Principal& who = call.who;
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
-  if (Status s = OnlyFields(*body, {"integrationKey", "integrationId", "connectorKey",
-                                    "connectorId", "connectionId", "connectionKey", "name",
-                                    "credentials", "fields", "intent"});
+  if (Status s = OnlyFields(
+          *body, {"integrationKey", "integrationId", "connectorKey", "connectorId", "connectionId",
+                  "connectionKey", "name", "credentials", "fields", "intent"});
       !s.ok()) {
     return Fail(req, s.take_error());
   }
   if (who.tenant_key.empty()) {
-    return Fail(req, MakeError(Code::kForbidden,
-                               "A manager token without a tenantKey owns no connections",
-                               "Mint a token with a tenantKey ('agentgate token --tenantKey K')."));
+    return Fail(
+        req, MakeError(Code::kForbidden, "A manager token without a tenantKey owns no connections",
+                       "Mint a token with a tenantKey ('agentgate token --tenantKey K')."));
   }
   std::optional<std::string> fields_given[6];
   const char* names[] = {"integrationKey", "integrationId", "connectorKey",
@@ -491,23 +453,23 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
     if (!i.ok()) return Fail(req, i.take_error());
     integration = std::move(*i);
   } else {
-    auto connector = FindConnector(who.workspace_id, connector_key ? *connector_key : *connector_id);
+    auto connector =
+        FindConnector(who.workspace_id, connector_key ? *connector_key : *connector_id);
     if (!connector) return Fail(req, MakeError(Code::kConnectorNotFound));
     auto i = IntegrationForConnector(req, call, *connector);
     if (!i.ok()) return Fail(req, i.take_error());
     integration = std::move(*i);
   }
   if (integration.archived_at_ms) {
-    return Fail(req, MakeError(Code::kConflict, "The integration '" + integration.key +
-                                                    "' is archived",
-                               "Restore it first: POST /integrations/" + integration.id +
-                                   "/restore."));
+    return Fail(req,
+                MakeError(Code::kConflict, "The integration '" + integration.key + "' is archived",
+                          "Restore it first: POST /integrations/" + integration.id + "/restore."));
   }
   auto connector = FindConnector(who.workspace_id, integration.connector_key);
   if (!connector) {
-    return Fail(req, MakeError(Code::kConnectorNotFound,
-                               "The integration's connector '" + integration.connector_key +
-                                   "' no longer exists"));
+    return Fail(req, MakeError(Code::kConnectorNotFound, "The integration's connector '" +
+                                                             integration.connector_key +
+                                                             "' no longer exists"));
   }
   if (!existing && connection_key) {
     auto c = store_.FindConnectionByKey(who.workspace_id, who.tenant_key, *connection_key);
@@ -520,10 +482,10 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
                                    "Pick another connectionKey."));
       }
       if ((*c)->archived_at_ms) {
-        return Fail(req, MakeError(Code::kConflict,
-                                   "The connection '" + *connection_key + "' is archived",
-                                   "Restore it (POST /connections/" + (*c)->id +
-                                       "/restore) or pick another connectionKey."));
+        return Fail(
+            req, MakeError(Code::kConflict, "The connection '" + *connection_key + "' is archived",
+                           "Restore it (POST /connections/" + (*c)->id +
+                               "/restore) or pick another connectionKey."));
       }
       existing = std::move(**c);
     }
@@ -532,16 +494,18 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
   std::map<std::string, std::string> all_fields =
       existing ? MapOfJson(existing->fields_json) : std::map<std::string, std::string>();
   for (auto& [k, v] : *fields) {
-    bool known = std::any_of(connector->connection_fields.begin(),
-                             connector->connection_fields.end(),
-                             [&](const auto& f) { return f.key == k; });
-    if (!known) return Fail(req, InvalidField("fields." + k.substr(0, 64), "is not a field of "
-                                              "this connector"));
+    bool known =
+        std::any_of(connector->connection_fields.begin(), connector->connection_fields.end(),
+                    [&](const auto& f) { return f.key == k; });
+    if (!known)
+      return Fail(req, InvalidField("fields." + k.substr(0, 64),
+                                    "is not a field of "
+                                    "this connector"));
     all_fields[k] = v;
   }
   if (!fields->empty()) {
-    if (Status s = engine::CheckFieldValues(connector->connection_fields, all_fields); !s.ok() &&
-        s.error().code != Code::kMissingFields) {
+    if (Status s = engine::CheckFieldValues(connector->connection_fields, all_fields);
+        !s.ok() && s.error().code != Code::kMissingFields) {
       return Fail(req, s.take_error());
     }
   }
@@ -560,9 +524,9 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
     auto mine = store_.ListConnections(count);
     if (!mine.ok()) return Fail(req, mine.take_error());
     if (static_cast<int>(mine->size()) >= kMaxConnectionsPerTenant) {
-      return Fail(req, MakeError(Code::kConflict, "This tenant has the most connections allowed (" +
-                                                      std::to_string(kMaxConnectionsPerTenant) +
-                                                      ")"));
+      return Fail(req,
+                  MakeError(Code::kConflict, "This tenant has the most connections allowed (" +
+                                                 std::to_string(kMaxConnectionsPerTenant) + ")"));
     }
     c.id = NewId(random_, "conn_");
     c.workspace_id = who.workspace_id;
@@ -601,8 +565,9 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
     } else {
       auto access = credentials->find("accessToken");
       if (access == credentials->end() || access->second.empty()) {
-        return Fail(req, MakeError(Code::kMissingFields, "Missing required fields: credentials."
-                                                         "accessToken"));
+        return Fail(req, MakeError(Code::kMissingFields,
+                                   "Missing required fields: credentials."
+                                   "accessToken"));
       }
       for (const auto& [k, v] : *credentials) {
         if (k != "accessToken" && k != "refreshToken" && k != "expiresIn") {
@@ -619,8 +584,9 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
         std::int64_t s = 0;
         auto [p, ec] = std::from_chars(e->second.data(), e->second.data() + e->second.size(), s);
         if (ec != std::errc() || p != e->second.data() + e->second.size() || s <= 0) {
-          return Fail(req, InvalidField("credentials.expiresIn", "must be whole seconds, as a "
-                                                                 "string"));
+          return Fail(req, InvalidField("credentials.expiresIn",
+                                        "must be whole seconds, as a "
+                                        "string"));
         }
         tokens.expires_in_s = s;
       }
@@ -645,7 +611,8 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
       for (const auto& s : ScopesOf(integration, *connector)) {
         scope += (scope.empty() ? "" : connector->auth.scope_separator) + s;
       }
-      engine::TokenResult r = Engine().token_endpoint->ClientCredentials(*token_url, *client, scope);
+      engine::TokenResult r =
+          Engine().token_endpoint->ClientCredentials(*token_url, *client, scope);
       if (r.ok()) {
         ApplyTokens(c, *r.tokens, {});
         c.state = "READY";
@@ -668,7 +635,8 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
       }
     }
     if (can_connect) {
-      if (Status s = store_.EndConnectSessions(c.id, now); !s.ok()) return Fail(req, s.take_error());
+      if (Status s = store_.EndConnectSessions(c.id, now); !s.ok())
+        return Fail(req, s.take_error());
       // A READY or DISCONNECTED connection keeps its state until the new sign-in finishes.
       if (c.state != "READY" && c.state != "DISCONNECTED") {
         c.state = "CLIENT_ACTION_REQUIRED";
@@ -718,8 +686,8 @@ http::Response Service::CreateConnection(http::Request& req, Call& call) {
     call.recorded = true;
     NotifyWebhooks();
   }
-  if (c.state == "CLIENT_ACTION_REQUIRED" || (!became_ready && c.state != "CONFIGURATION_ERROR" &&
-                                              c.state != "SETUP_FAILED")) {
+  if (c.state == "CLIENT_ACTION_REQUIRED" ||
+      (!became_ready && c.state != "CONFIGURATION_ERROR" && c.state != "SETUP_FAILED")) {
     auto link = NewConnectLink(c);
     if (!link.ok()) return Fail(req, link.take_error());
     ui_url = std::move(*link);
@@ -743,7 +711,8 @@ http::Response Service::UpdateConnection(http::Request& req, Call& call) {
   }
   auto saved = SaveConnection(req, call, *c, 200, {});
   if (!saved.ok()) return Fail(req, saved.take_error());
-  if (!*saved) return Fail(req, MakeError(Code::kConflict, "The connection changed meanwhile; retry"));
+  if (!*saved)
+    return Fail(req, MakeError(Code::kConflict, "The connection changed meanwhile; retry"));
   return Json(200, Serialize(ConnectionJsonOf(*c, "")));
 }
 
@@ -794,10 +763,10 @@ http::Response Service::RefreshConnection(http::Request& req, Call& call) {
   auto creds = OpenCredentials(*c);
   if (!creds.ok()) return Fail(req, creds.take_error());
   if (!creds->contains("refreshToken")) {
-    return Fail(req, MakeError(Code::kConflict,
-                               "This connection has nothing to refresh (no refresh token)",
-                               "API-key connections never expire; OAuth ones without a refresh "
-                               "token are reconnected when they expire."));
+    return Fail(
+        req, MakeError(Code::kConflict, "This connection has nothing to refresh (no refresh token)",
+                       "API-key connections never expire; OAuth ones without a refresh "
+                       "token are reconnected when they expire."));
   }
   std::string stale;
   if (const json::value* a = creds->if_contains("accessToken"); a && a->is_string()) {
@@ -848,12 +817,11 @@ Result<store::ConnectionRecord> Service::FreshConnection(const store::Connection
     if (force ? access != stale_access_token : !expiring) return c;  // someone refreshed
     if (!ignore_cooldown && c.refresh_failed_at_ms != 0 &&
         now - c.refresh_failed_at_ms < kRefreshCooldownMs) {
-      return MakeError(Code::kUpstreamError,
-                       "Refreshing this connection's token failed moments ago; retrying after " +
-                           std::to_string((kRefreshCooldownMs - (now - c.refresh_failed_at_ms)) /
-                                              1000 +
-                                          1) +
-                           " s");
+      return MakeError(
+          Code::kUpstreamError,
+          "Refreshing this connection's token failed moments ago; retrying after " +
+              std::to_string((kRefreshCooldownMs - (now - c.refresh_failed_at_ms)) / 1000 + 1) +
+              " s");
     }
     auto integration = store_.FindIntegration(c.workspace_id, c.integration_id);
     if (!integration.ok()) return integration.take_error();
@@ -873,8 +841,7 @@ Result<store::ConnectionRecord> Service::FreshConnection(const store::Connection
         logger_.Info("connection " + c.id + " disconnected: " + code);
       }
       return MakeError(Code::kConnectionDisconnected,
-                       "The connection '" + c.key + "' (" + c.id + ") is disconnected: " +
-                           message);
+                       "The connection '" + c.key + "' (" + c.id + ") is disconnected: " + message);
     };
     if (refresh.empty() || connector->auth.type != engine::AuthType::kOAuth2) {
       if (connector->auth.type == engine::AuthType::kOAuth2ClientCredentials) {
@@ -891,13 +858,14 @@ Result<store::ConnectionRecord> Service::FreshConnection(const store::Connection
           if (r.failure.permanent) return fail_for_good(r.failure.error, r.failure.description);
           c.refresh_failed_at_ms = now;
           (void)SaveConnection(req, internal, c, 200, {});
-          return MakeError(Code::kUpstreamError, "Getting a new token failed: " +
-                                                     r.failure.description);
+          return MakeError(Code::kUpstreamError,
+                           "Getting a new token failed: " + r.failure.description);
         }
         ApplyTokens(c, *r.tokens, *creds);
       } else {
-        return fail_for_good("token_expired", "the access token expired and there is no refresh "
-                                              "token");
+        return fail_for_good("token_expired",
+                             "the access token expired and there is no refresh "
+                             "token");
       }
     } else {
       auto client = ClientOf(**integration, *connector);
@@ -1003,8 +971,8 @@ http::Response Service::ConnectInfo(http::Request& req, Call& call) {
   connector["name"] = k.name;
   connector["authType"] = engine::AuthTypeName(k.auth.type);
   connector["logoUri"] = k.logo_uri.empty() ? json::value(nullptr) : json::value(k.logo_uri);
-  connector["host"] = HostOf(k.auth.type == engine::AuthType::kOAuth2 ? k.auth.authorize_url
-                                                                      : k.base_url);
+  connector["host"] =
+      HostOf(k.auth.type == engine::AuthType::kOAuth2 ? k.auth.authorize_url : k.base_url);
   out["connector"] = std::move(connector);
   auto field_json = [](const std::vector<engine::ConnectorField>& fields,
                        const std::map<std::string, std::string>& known) {
@@ -1046,8 +1014,9 @@ http::Response Service::ConnectCredentials(http::Request& req, Call& call) {
   if (!ctx.ok()) return Fail(req, ctx.take_error());
   const engine::Connector& k = ctx->connector;
   if (k.auth.type != engine::AuthType::kApiKey && k.auth.type != engine::AuthType::kBasic) {
-    return Fail(req, MakeError(Code::kBadRequest, "This connector signs in by redirect, not by a "
-                                                  "form"));
+    return Fail(req, MakeError(Code::kBadRequest,
+                               "This connector signs in by redirect, not by a "
+                               "form"));
   }
   auto fields = StringMap(*body, "fields");
   if (!fields.ok()) return Fail(req, fields.take_error());
@@ -1082,9 +1051,10 @@ http::Response Service::ConnectCredentials(http::Request& req, Call& call) {
   call.who.kind = ActorKind::kTenantToken;
   call.who.actor_id = "tenant:" + c.tenant_key;
   call.target = c.id;
-  auto saved = (before == "DISCONNECTED" || had)
-                   ? SaveConnection(req, call, c, 200, {"connection.ready", "connection.reconnected"})
-                   : SaveConnection(req, call, c, 200, {"connection.ready"});
+  auto saved =
+      (before == "DISCONNECTED" || had)
+          ? SaveConnection(req, call, c, 200, {"connection.ready", "connection.reconnected"})
+          : SaveConnection(req, call, c, 200, {"connection.ready"});
   if (!saved.ok()) return Fail(req, saved.take_error());
   if (!*saved) return Fail(req, MakeError(Code::kConflict, "The connection changed meanwhile"));
   json::object out;
@@ -1138,9 +1108,10 @@ http::Response Service::ConnectAuthorize(http::Request& req, Call& call) {
     Call internal;
     (void)SaveConnection(req, internal, ctx->connection, 200, {});
   }
-  std::vector<std::pair<std::string, std::string>> params = {
-      {"response_type", "code"}, {"client_id", client->client_id},
-      {"redirect_uri", redirect_uri}, {"state", state}};
+  std::vector<std::pair<std::string, std::string>> params = {{"response_type", "code"},
+                                                             {"client_id", client->client_id},
+                                                             {"redirect_uri", redirect_uri},
+                                                             {"state", state}};
   std::string scope;
   for (const auto& s : ScopesOf(ctx->integration, k)) {
     scope += (scope.empty() ? "" : k.auth.scope_separator) + s;
@@ -1173,8 +1144,8 @@ http::Response Service::OAuthCallback(http::Request& req, Call& call) {
                          const std::string& state, std::string message) {
     json::object result;
     result["ok"] = ok;
-    result["connectionId"] = connection_id.empty() ? json::value(nullptr)
-                                                   : json::value(connection_id);
+    result["connectionId"] =
+        connection_id.empty() ? json::value(nullptr) : json::value(connection_id);
     result["state"] = state.empty() ? json::value(nullptr) : json::value(state);
     if (!ok) result["error"] = std::move(message);
     http::Response r = ConnectPage(status, result);
@@ -1244,10 +1215,10 @@ http::Response Service::OAuthCallback(http::Request& req, Call& call) {
   }
   ApplyTokens(conn, *r.tokens, {});
   conn.state = "READY";
-  auto saved = (before == "DISCONNECTED" || had)
-                   ? SaveConnection(req, call, conn, 200,
-                                    {"connection.ready", "connection.reconnected"})
-                   : SaveConnection(req, call, conn, 200, {"connection.ready"});
+  auto saved =
+      (before == "DISCONNECTED" || had)
+          ? SaveConnection(req, call, conn, 200, {"connection.ready", "connection.reconnected"})
+          : SaveConnection(req, call, conn, 200, {"connection.ready"});
   if (!saved.ok()) return Fail(req, saved.take_error());
   return result_page(200, true, conn.id, conn.state, "");
 }
@@ -1318,8 +1289,7 @@ http::Response Service::Act(http::Request& req, Call& call) {
   }
   if (!body->contains("api") || body->at("api").is_null()) {
     if (body->contains("code")) {
-      return Fail(req, MakeError(Code::kInvalidField,
-                                 "Inline code is not supported by this server",
+      return Fail(req, MakeError(Code::kInvalidField, "Inline code is not supported by this server",
                                  "Send the request inline with {\"api\": {method, path, ...}}."));
     }
     return Fail(req, MakeError(Code::kNotFound, "No such action in this workspace",
@@ -1366,8 +1336,8 @@ http::Response Service::Act(http::Request& req, Call& call) {
         return Fail(req, InvalidField("api.headers." + name.substr(0, 64), "must be a string"));
       }
       bool token = !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
-        return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) !=
-                                      std::string_view::npos;
+        return std::isalnum(c) ||
+               std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
       });
       std::string_view value = v.as_string();
       if (!token || value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
@@ -1390,7 +1360,8 @@ http::Response Service::Act(http::Request& req, Call& call) {
     payload = b->is_string() ? std::string(b->as_string()) : Serialize(*b);
     bool has_type = std::any_of(headers.begin(), headers.end(), [](const auto& h) {
       std::string n = h.first;
-      std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(n.begin(), n.end(), n.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
       return n == "content-type";
     });
     if (!has_type && !b->is_string()) headers.emplace_back("Content-Type", "application/json");
@@ -1409,12 +1380,12 @@ http::Response Service::Act(http::Request& req, Call& call) {
     return r;
   };
   if (c.state == "DISCONNECTED") {
-    return with_connection(MakeError(Code::kConnectionDisconnected,
-                                     "The connection '" + c.key + "' is disconnected"));
+    return with_connection(
+        MakeError(Code::kConnectionDisconnected, "The connection '" + c.key + "' is disconnected"));
   }
   if (c.state != "READY") {
-    return with_connection(MakeError(Code::kConnectionNotReady,
-                                     "The connection '" + c.key + "' is " + c.state));
+    return with_connection(
+        MakeError(Code::kConnectionNotReady, "The connection '" + c.key + "' is " + c.state));
   }
   auto integration = store_.FindIntegration(c.workspace_id, c.integration_id);
   if (!integration.ok()) return Fail(req, integration.take_error());
@@ -1428,8 +1399,8 @@ http::Response Service::Act(http::Request& req, Call& call) {
   if (!fresh.ok()) return with_connection(fresh.take_error());
   c = std::move(*fresh);
 
-  auto send = [&](const store::ConnectionRecord& conn, std::string& access_used)
-      -> Result<webhooks::DeliveryResult> {
+  auto send = [&](const store::ConnectionRecord& conn,
+                  std::string& access_used) -> Result<webhooks::DeliveryResult> {
     auto creds = OpenCredentials(conn);
     if (!creds.ok()) return creds.take_error();
     std::map<std::string, std::string> values;
@@ -1470,15 +1441,16 @@ http::Response Service::Act(http::Request& req, Call& call) {
     if (!answer.ok()) return with_connection(answer.take_error());
   }
   if (answer->status == 0) {
-    return with_connection(MakeError(Code::kUpstreamError, "The app did not answer: " +
-                                                               answer->error));
+    return with_connection(
+        MakeError(Code::kUpstreamError, "The app did not answer: " + answer->error));
   }
   json::value output;
   std::string_view text = answer->body;
   bool is_json = false;
   for (const auto& [k, v] : answer->headers) {
     std::string n = k;
-    std::transform(n.begin(), n.end(), n.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::transform(n.begin(), n.end(), n.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
     if (n == "content-type" && v.find("json") != std::string::npos) is_json = true;
   }
   if (!text.empty()) {
@@ -1491,8 +1463,7 @@ http::Response Service::Act(http::Request& req, Call& call) {
     }
   }
   if (answer->status >= 400) {
-    Error e = MakeError(Code::kUpstreamError,
-                        "The app answered " + std::to_string(answer->status));
+    Error e = MakeError(Code::kUpstreamError, "The app answered " + std::to_string(answer->status));
     http::Response r = with_connection(std::move(e));
     if (auto o = ParseJsonObject(r.body); o.ok()) {
       json::object upstream;

@@ -9,7 +9,6 @@
 // Credentials of connections are sealed (AES-256-GCM with a key id) before they reach the store,
 // never returned by any endpoint, and refreshed single-flight per connection.
 #include <algorithm>
-#include <charconv>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -17,9 +16,8 @@
 #include <mutex>
 #include <shared_mutex>
 
-#include "api/fields.h"
-#include "api/paging.h"
 #include "api/engine_internal.h"
+#include "api/fields.h"
 #include "api/paging.h"
 #include "api/service.h"
 #include "core/time.h"
@@ -43,54 +41,7 @@ using namespace engine_internal;
 namespace {
 
 constexpr std::string_view kDefaultWorkspaceId = "ws_default";
-constexpr std::int64_t kConnectSessionTtlMs = 30 * 60'000;
-// A token this close to expiry is refreshed before use.
-constexpr std::int64_t kRefreshMarginMs = 60'000;
-// After a failed refresh that may work later, calls wait this long before trying again.
-constexpr std::int64_t kRefreshCooldownMs = 30'000;
 constexpr std::int64_t kMaxTokenTtlS = 24 * 3600;
-constexpr std::string_view kConnectCookie = "agentgate_connect";
-constexpr std::size_t kMaxActResponseBytes = 1 << 20;
-
-
-
-
-// A body field that must be a string when present.
-Result<std::optional<std::string>> StringField(const json::object& body, std::string_view name,
-                                               std::size_t max_bytes = 200) {
-  auto v = OptionalString(body, name);
-  if (!v.ok()) return v.take_error();
-  if (v->has_value() && ((*v)->size() > max_bytes || HasControlChars(**v))) {
-    return InvalidField(name, "must be at most " + std::to_string(max_bytes) +
-                                  " bytes without control characters");
-  }
-  return v;
-}
-
-
-// A JSON object of string values as a map (connection fields, credentials).
-Result<std::map<std::string, std::string>> StringMap(const json::object& body,
-                                                     std::string_view name) {
-  std::map<std::string, std::string> out;
-  const json::value* v = body.if_contains(name);
-  if (v == nullptr || v->is_null()) return out;
-  if (!v->is_object()) return InvalidField(name, "must be an object of strings");
-  if (v->as_object().size() > 50) return InvalidField(name, "has more than 50 entries");
-  for (const auto& [key, value] : v->as_object()) {
-    if (!value.is_string()) {
-      return InvalidField(std::string(name) + "." + std::string(key.substr(0, 64)),
-                          "must be a string");
-    }
-    if (value.as_string().size() > 8192) {
-      return InvalidField(std::string(name) + "." + std::string(key.substr(0, 64)),
-                          "must be at most 8192 bytes");
-    }
-    out[std::string(key)] = std::string(value.as_string());
-  }
-  return out;
-}
-
-
 
 // Seconds of a duration like "5m", "1h", "3600" or "30s"; nullopt when malformed.
 std::optional<std::int64_t> DurationSeconds(std::string_view text) {
@@ -107,17 +58,10 @@ std::optional<std::int64_t> DurationSeconds(std::string_view text) {
   return n * unit;
 }
 
-
-
-bool IsJwt(std::string_view bearer) {
-  return bearer.size() > 20 && bearer.substr(0, 3) == "eyJ" &&
-         std::count(bearer.begin(), bearer.end(), '.') == 2;
-}
-
 }  // namespace
 
-// --- the engine's state ---------------------------------------------------------------------------
-
+// --- the engine's state
+// ---------------------------------------------------------------------------
 
 Service::EngineState& Service::Engine() const { return *engine_; }
 
@@ -127,8 +71,7 @@ Status Service::LoadEngine() {
   auto catalog = engine::Catalog::Builtin();
   if (!catalog.ok()) return catalog.take_error();
   e.catalog = std::move(*catalog);
-  e.token_endpoint =
-      std::make_unique<engine::TokenEndpoint>(options_.allow_private_egress, 15'000);
+  e.token_endpoint = std::make_unique<engine::TokenEndpoint>(options_.allow_private_egress, 15'000);
   if (sealer_ == nullptr) {
     return MakeError(Code::kServerError, "the integration engine needs the data directory's key");
   }
@@ -162,8 +105,8 @@ Status Service::LoadEngine() {
       if (!spec.ok()) continue;
       auto parsed = engine::ParseConnector(json::value(*spec));
       if (!parsed.ok()) {
-        logger_.Warn("custom connector " + c.key + " no longer parses: " +
-                     std::string(parsed.error().Message()));
+        logger_.Warn("custom connector " + c.key +
+                     " no longer parses: " + std::string(parsed.error().Message()));
         continue;
       }
       parsed->id = c.id;
@@ -194,18 +137,18 @@ void Service::RegisterEngineRoutes(http::Router& router) {
       {Method::kPost, "/v1/keys/rotate", kB, "workspace.rotate_key", Access::kManager,
        kWorkspaceManage, kIdem, &Service::RotateKeys},
       // Connectors and integrations.
-      {Method::kGet, "/connectors", kB, "connector.list", Access::kTenant, kConnectionManage,
-       false, &Service::ListConnectors},
+      {Method::kGet, "/connectors", kB, "connector.list", Access::kTenant, kConnectionManage, false,
+       &Service::ListConnectors},
       {Method::kPost, "/connectors", kB, "connector.create", Access::kManager, kWorkspaceManage,
        kIdem, &Service::CreateConnector},
       {Method::kGet, "/integrations", kB, "integration.list", Access::kTenant, kConnectionManage,
        false, &Service::ListIntegrations},
-      {Method::kPost, "/integrations", kB, "integration.create", Access::kManager,
-       kWorkspaceManage, kIdem, &Service::CreateIntegration},
+      {Method::kPost, "/integrations", kB, "integration.create", Access::kManager, kWorkspaceManage,
+       kIdem, &Service::CreateIntegration},
       {Method::kGet, "/integrations/:integration_id", kB, "integration.view", Access::kTenant,
        kConnectionManage, false, &Service::GetIntegration},
-      {Method::kPatch, "/integrations/:integration_id", kB, "integration.update",
-       Access::kManager, kWorkspaceManage, kIdem, &Service::UpdateIntegration},
+      {Method::kPatch, "/integrations/:integration_id", kB, "integration.update", Access::kManager,
+       kWorkspaceManage, kIdem, &Service::UpdateIntegration},
       {Method::kDelete, "/integrations/:integration_id", kB, "integration.archive",
        Access::kManager, kWorkspaceManage, kIdem, &Service::ArchiveIntegration},
       {Method::kPost, "/integrations/:integration_id/restore", kB, "integration.restore",
@@ -218,8 +161,8 @@ void Service::RegisterEngineRoutes(http::Router& router) {
       // Connections.
       {Method::kGet, "/connections", kB, "connection.list", Access::kTenant, kConnectionManage,
        false, &Service::ListConnections},
-      {Method::kPost, "/connections", kB, "connection.connect", Access::kTenant,
-       kConnectionManage, kIdem, &Service::CreateConnection},
+      {Method::kPost, "/connections", kB, "connection.connect", Access::kTenant, kConnectionManage,
+       kIdem, &Service::CreateConnection},
       {Method::kGet, "/connections/:connection_id", kB, "connection.view", Access::kTenant,
        kConnectionManage, false, &Service::GetConnection},
       {Method::kPatch, "/connections/:connection_id", kB, "connection.update", Access::kTenant,
@@ -230,8 +173,7 @@ void Service::RegisterEngineRoutes(http::Router& router) {
        Access::kTenant, kConnectionManage, kIdem, &Service::RestoreConnection},
       {Method::kPost, "/connections/:connection_id/refresh", kB, "connection.refresh",
        Access::kTenant, kConnectionManage, kIdem, &Service::RefreshConnection},
-      {Method::kPost, "/act", kB, "act", Access::kTenant, kConnectionManage, kIdem,
-       &Service::Act},
+      {Method::kPost, "/act", kB, "act", Access::kTenant, kConnectionManage, kIdem, &Service::Act},
       // The browser connect flow: the connect session token (or OAuth state) authorizes.
       {Method::kGet, "/connect", kB, "", Access::kOpen, 0, false, &Service::ConnectHtml},
       {Method::kGet, "/connect/connect.js", kB, "", Access::kOpen, 0, false,
@@ -314,8 +256,7 @@ Result<Principal> Service::IdentifyJwt(std::string_view token) {
 }
 
 void Service::TouchTenant(const std::string& workspace_id, const std::string& tenant_key,
-                          const std::string& name, const std::string& fields,
-                          std::int64_t now_ms) {
+                          const std::string& name, const std::string& fields, std::int64_t now_ms) {
   EngineState& e = Engine();
   {
     std::lock_guard lock(e.tenants_mu);
@@ -372,8 +313,8 @@ http::Response Service::RotateWorkspaceSecret(http::Request& req, Call& call) {
   call.target = call.who.workspace_id;
   store::Effects effects;
   effects.activity.push_back(EventOf(req, call, 200));
-  if (Status s = store_.UpdateWorkspaceSecret(call.who.workspace_id,
-                                              sealer_->Seal(secret, random_), now, effects);
+  if (Status s = store_.UpdateWorkspaceSecret(call.who.workspace_id, sealer_->Seal(secret, random_),
+                                              now, effects);
       !s.ok()) {
     return Fail(req, s.take_error());
   }
@@ -462,8 +403,8 @@ http::Response Service::RotateKeys(http::Request& req, Call& call) {
   call.target = *kid;
   // Every sealed value is opened with the key it names and sealed again under the new one, in
   // one transaction; the old key stays on disk, so backups made before remain readable.
-  auto resealed = store_.ResealAll(
-      [this](const std::string& sealed) -> Result<std::optional<std::string>> {
+  auto resealed =
+      store_.ResealAll([this](const std::string& sealed) -> Result<std::optional<std::string>> {
         if (!sealer_->NeedsReseal(sealed)) return std::optional<std::string>();
         auto plain = sealer_->Open(sealed);
         if (!plain.ok()) return plain.take_error();
@@ -510,8 +451,7 @@ std::vector<engine::Connector> Service::ConnectorsOf(const std::string& workspac
       for (const engine::Connector* c : custom->Search(search)) out.push_back(*c);
     }
   }
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.key < b.key; });
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
   return out;
 }
 
@@ -534,9 +474,9 @@ http::Response Service::CreateConnector(http::Request& req, Call& call) {
   auto parsed = engine::ParseConnector(json::value(*body));
   if (!parsed.ok()) return Fail(req, parsed.take_error());
   if (FindConnector(call.who.workspace_id, parsed->key)) {
-    return Fail(req, MakeError(Code::kConflict,
-                               "A connector with key '" + parsed->key + "' exists already",
-                               "Pick another key; shipped connectors cannot be replaced."));
+    return Fail(
+        req, MakeError(Code::kConflict, "A connector with key '" + parsed->key + "' exists already",
+                       "Pick another key; shipped connectors cannot be replaced."));
   }
   std::int64_t now = clock_.NowMs();
   parsed->id = NewId(random_, "cnr_");
@@ -573,8 +513,8 @@ json::object Service::IntegrationJson(const store::IntegrationRecord& i, bool ma
   out["connectorKey"] = i.connector_key;
   auto connector = FindConnector(i.workspace_id, i.connector_key);
   out["connectorId"] = connector ? json::value(connector->id) : json::value(nullptr);
-  out["authType"] = connector ? json::value(engine::AuthTypeName(connector->auth.type))
-                              : json::value(nullptr);
+  out["authType"] =
+      connector ? json::value(engine::AuthTypeName(connector->auth.type)) : json::value(nullptr);
   out["logoUri"] = connector && !connector->logo_uri.empty() ? json::value(connector->logo_uri)
                                                              : json::value(nullptr);
   out["isSynthetic"] = false;
@@ -716,7 +656,8 @@ Result<std::string> Service::ParseParameters(const json::object& body,
   auto client_secret = StringField(body, "clientSecret", 2000);
   if (!client_secret.ok()) return client_secret.take_error();
   if (client_secret->has_value()) {
-    i.client_secret_sealed = (*client_secret)->empty() ? "" : sealer_->Seal(**client_secret, random_);
+    i.client_secret_sealed =
+        (*client_secret)->empty() ? "" : sealer_->Seal(**client_secret, random_);
   } else if (body.contains("clientSecret")) {
     i.client_secret_sealed.clear();
   }

@@ -28,7 +28,7 @@ struct Service::EngineState {
     std::string id, key, name, secret;
   };
   mutable std::shared_mutex mu;
-  std::vector<Workspace> workspaces;                            // guarded by mu
+  std::vector<Workspace> workspaces;                             // guarded by mu
   std::map<std::string, std::vector<engine::Connector>> custom;  // workspace id -> connectors
   std::optional<engine::Catalog> catalog;
   std::mutex tenants_mu;
@@ -53,7 +53,8 @@ inline bool ValidKey(std::string_view key, std::size_t max = 100) {
 inline Error InvalidField(std::string_view field, std::string message) {
   return MakeError(Code::kInvalidField, "Field '" + std::string(field) + "' " + message);
 }
-inline Status OnlyFields(const json::object& body, std::initializer_list<std::string_view> allowed) {
+inline Status OnlyFields(const json::object& body,
+                         std::initializer_list<std::string_view> allowed) {
   for (const auto& [key, value] : body) {
     if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
       std::string list;
@@ -103,6 +104,35 @@ inline std::string HostOf(std::string_view url) {
   start += 3;
   std::size_t end = url.find_first_of("/?#", start);
   return std::string(url.substr(start, end == std::string_view::npos ? url.npos : end - start));
+}
+
+inline Result<std::optional<std::string>> StringField(const json::object& body,
+                                                      std::string_view name,
+                                                      std::size_t max_bytes = 200) {
+  auto v = OptionalString(body, name);
+  if (!v.ok()) return v.take_error();
+  if (v->has_value() && ((*v)->size() > max_bytes || HasControlChars(**v))) {
+    return InvalidField(
+        name, "must be at most " + std::to_string(max_bytes) + " bytes without control characters");
+  }
+  return v;
+}
+
+// A JSON object of string values as a map (connection fields, credentials).
+inline Result<std::map<std::string, std::string>> StringMap(const json::object& body,
+                                                            std::string_view name) {
+  std::map<std::string, std::string> out;
+  const json::value* v = body.if_contains(name);
+  if (v == nullptr || v->is_null()) return out;
+  if (!v->is_object()) return InvalidField(name, "must be an object of strings");
+  if (v->as_object().size() > 50) return InvalidField(name, "has more than 50 entries");
+  for (const auto& [key, value] : v->as_object()) {
+    std::string path = std::string(name) + "." + std::string(key.substr(0, 64));
+    if (!value.is_string()) return InvalidField(path, "must be a string");
+    if (value.as_string().size() > 8192) return InvalidField(path, "must be at most 8192 bytes");
+    out[std::string(key)] = std::string(value.as_string());
+  }
+  return out;
 }
 
 }  // namespace engine_internal

@@ -53,7 +53,8 @@ std::string PercentDecode(std::string_view s) {
 
 std::optional<std::int64_t> NumberOf(const json::value& v) {
   if (v.is_int64()) return v.as_int64();
-  if (v.is_uint64()) return static_cast<std::int64_t>(std::min<std::uint64_t>(v.as_uint64(), 1ULL << 40));
+  if (v.is_uint64())
+    return static_cast<std::int64_t>(std::min<std::uint64_t>(v.as_uint64(), 1ULL << 40));
   if (v.is_double()) return static_cast<std::int64_t>(v.as_double());
   if (v.is_string()) {
     std::int64_t n = 0;
@@ -175,10 +176,9 @@ TokenResult TokenEndpoint::Post(const std::string& token_url, const OAuthClient&
   TokenResult result;
   auto dest = webhooks::ResolveDestination(token_url, allow_private_);
   if (!dest.ok()) {
-    result.failure = {0, "network_error",
-                      "the token endpoint cannot be reached: " +
-                          std::string(dest.error().Message()),
-                      false};
+    result.failure = {
+        0, "network_error",
+        "the token endpoint cannot be reached: " + std::string(dest.error().Message()), false};
     return result;
   }
   webhooks::OutboundRequest req;

@@ -46,9 +46,9 @@ struct TokenSet {
 // unauthorized_client, invalid_client...), so retrying cannot help and the connection must be
 // reconnected; otherwise (network, 5xx, 429) it may work later.
 struct TokenFailure {
-  int status = 0;             // HTTP status; 0 when no answer
-  std::string error;          // the OAuth error code, or "network_error" / "invalid_response"
-  std::string description;    // error_description or what went wrong, fit to show
+  int status = 0;           // HTTP status; 0 when no answer
+  std::string error;        // the OAuth error code, or "network_error" / "invalid_response"
+  std::string description;  // error_description or what went wrong, fit to show
   bool permanent = false;
 };
 

@@ -104,13 +104,14 @@ TEST(SingleFlightTest, ConcurrentCallersShareOneRun) {
   for (int i = 0; i < 20; ++i) {
     threads.emplace_back([&] {
       bool joined = false;
-      int v = flight.Do("conn_1",
-                        [&] {
-                          runs.fetch_add(1);
-                          std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                          return 7;
-                        },
-                        &joined);
+      int v = flight.Do(
+          "conn_1",
+          [&] {
+            runs.fetch_add(1);
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            return 7;
+          },
+          &joined);
       EXPECT_EQ(v, 7);
       if (joined) shared.fetch_add(1);
     });
