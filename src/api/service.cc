@@ -565,8 +565,8 @@ http::Response Service::RunIdempotent(http::Request& req,
         r.status = begun->status;
         r.content_type = begun->content_type;
         r.body = std::move(begun->body);
-        if (r.body.rfind("v1:", 0) == 0 && sealer_ != nullptr) {
-          // Stored sealed (see below); a JSON body never starts with "v1:".
+        if ((r.body.rfind("v1:", 0) == 0 || r.body.rfind("v2:", 0) == 0) && sealer_ != nullptr) {
+          // Stored sealed (see below); a JSON body never starts with "v1:" or "v2:".
           auto opened = sealer_->Open(r.body);
           if (!opened.ok()) return Fail(req, opened.take_error());
           r.body = std::move(*opened);

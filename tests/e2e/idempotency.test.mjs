@@ -94,7 +94,7 @@ test('a malformed key is 400 invalid_field', async () => {
 });
 
 test('answers holding a secret replay it, and the stored copy is encrypted at rest', async () => {
-  const { readdirSync, readFileSync } = await import('node:fs');
+  const { readdirSync, readFileSync, statSync } = await import('node:fs');
   const { join } = await import('node:path');
   const s = await startServer({ args: ['--no-rate-limits'] });
   try {
@@ -119,7 +119,8 @@ test('answers holding a secret replay it, and the stored copy is encrypted at re
     assert.equal(list.json.data.filter((t) => t.name === 'replay').length, 1, 'minted once');
 
     await s.stop();
-    for (const f of readdirSync(s.dataDir)) {
+    for (const f of readdirSync(s.dataDir, { recursive: true })) {
+      if (!statSync(join(s.dataDir, f)).isFile()) continue;  // keys/ is a directory
       const bytes = readFileSync(join(s.dataDir, f));
       for (const secret of [first.json.secret, t1.json.token]) {
         assert.ok(!bytes.includes(secret.slice(8)), `a plaintext secret in ${f}`);

@@ -4,7 +4,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, api, registerAgent, signIn, uniqueEmail } from './lib/server.mjs';
 import { expectError } from './lib/expect.mjs';
@@ -221,7 +221,8 @@ test('tokens survive a restart; revoked ones stay revoked; plaintext is never on
     assert.equal((await api(s.url, 'GET', '/permissions', { bearer: keep.token })).status, 200);
     expectError(await api(s.url, 'GET', '/permissions', { bearer: gone.token }), 401, 'unauthorized');
     await s.stop();
-    for (const f of readdirSync(s.dataDir)) {
+    for (const f of readdirSync(s.dataDir, { recursive: true })) {
+      if (!statSync(join(s.dataDir, f)).isFile()) continue;  // keys/ is a directory
       const bytes = readFileSync(join(s.dataDir, f));
       assert.ok(!bytes.includes(keep.token), `plaintext token in ${f}`);
       assert.ok(!bytes.includes(keep.token.slice(10)), `token tail in ${f}`);

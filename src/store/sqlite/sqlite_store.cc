@@ -2710,17 +2710,27 @@ Status SqliteStore::EndConnectSessions(const std::string& connection_id, std::in
 
 Result<std::int64_t> SqliteStore::ResealAll(const ResealFn& reseal) {
   // Each sealed column, named by table and key column(s); rowid identifies the row.
-  static constexpr std::pair<std::string_view, std::string_view> kColumns[] = {
-      {"webhook_endpoints", "secret"},   {"webhook_endpoints", "previous_secret"},
-      {"workspaces", "secret"},          {"integrations", "client_secret"},
-      {"connections", "credentials"},    {"connect_sessions", "verifier"},
+  // Idempotent answers are sealed only when they hold a secret (their body then starts with
+  // the sealed form's version prefix).
+  struct Column {
+    std::string_view table, column, only_if;
+  };
+  static constexpr Column kColumns[] = {
+      {"webhook_endpoints", "secret", ""},
+      {"webhook_endpoints", "previous_secret", ""},
+      {"workspaces", "secret", ""},
+      {"integrations", "client_secret", ""},
+      {"connections", "credentials", ""},
+      {"connect_sessions", "verifier", ""},
+      {"idempotency", "body", " AND (substr(body, 1, 3) IN ('v1:', 'v2:'))"},
   };
   std::int64_t changed = 0;
   Status s = Write("ResealAll", [&](Connection& c) -> Status {
     changed = 0;
-    for (const auto& [table, column] : kColumns) {
+    for (const auto& [table, column, only_if] : kColumns) {
       std::string select = "SELECT rowid, " + std::string(column) + " FROM " +
-                           std::string(table) + " WHERE " + std::string(column) + " <> ''";
+                           std::string(table) + " WHERE " + std::string(column) + " <> ''" +
+                           std::string(only_if);
       std::string update = "UPDATE " + std::string(table) + " SET " + std::string(column) +
                            " = ?2 WHERE rowid = ?1";
       std::vector<std::pair<std::int64_t, std::string>> rows;
