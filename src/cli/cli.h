@@ -8,7 +8,9 @@
 // main thread, once at a time. It never prints a credential it was given; the only secrets it
 // prints are those the server shows once: the agent secret of `agent register`, the session of
 // `auth verify`, the token of `token create`, and the signing secret of `webhook create` and
-// `webhook rotate-secret`.
+// `webhook rotate-secret`; and those the integration engine's commands exist to give out: the
+// workspace secret of `credentials` (and `credentials rotate`) and the tenant and manager tokens
+// `token` mints. OAuth client secrets and connection credentials are never printed.
 #pragma once
 
 namespace agentgate::cli {
