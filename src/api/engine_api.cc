@@ -30,12 +30,6 @@
 #include "webhooks/egress.h"
 #include "webhooks/sender.h"
 
-namespace agentgate::embedded {
-extern const std::string_view kConnectHtml;
-extern const std::string_view kConnectJs;
-extern const std::string_view kSdkJs;
-}  // namespace agentgate::embedded
-
 namespace agentgate::api {
 using namespace engine_internal;
 namespace {
