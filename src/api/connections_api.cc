@@ -1272,6 +1272,7 @@ Result<store::ConnectionRecord> Service::ResolveActConnection(const Principal& w
 }
 
 http::Response Service::Act(http::Request& req, Call& call) {
+  if (Status s = CheckOrigin(req, call.who); !s.ok()) return Fail(req, s.take_error());
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
   if (Status s = OnlyFields(*body, {"api", "id", "key", "code", "connectionId", "connectionKey",

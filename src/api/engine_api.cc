@@ -325,6 +325,7 @@ http::Response Service::RotateWorkspaceSecret(http::Request& req, Call& call) {
 }
 
 http::Response Service::MintTenantToken(http::Request& req, Call& call) {
+  if (Status s = CheckOrigin(req, call.who); !s.ok()) return Fail(req, s.take_error());
   const Principal& who = call.who;
   auto body = req.body.empty() ? Result<json::object>(json::object()) : ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
@@ -540,16 +541,28 @@ Result<store::IntegrationRecord> Service::FindIntegrationOf(const Principal& who
   return std::move(**found);
 }
 
-// The integration for a connector, made on demand (keyed like the connector).
+// The integration for a connector: the one keyed like the connector, else the workspace's first
+// integration of that connector, else a new one made on demand (keyed like the connector, or
+// with a suffix when another connector's integration holds that key).
 Result<store::IntegrationRecord> Service::IntegrationForConnector(
     http::Request& req, Call& call, const engine::Connector& connector) {
-  auto found = store_.FindIntegration(call.who.workspace_id, connector.key);
-  if (!found.ok()) return found.take_error();
-  if (found->has_value()) return std::move(**found);
+  auto all = store_.ListIntegrations(call.who.workspace_id, /*include_archived=*/true);
+  if (!all.ok()) return all.take_error();
+  const store::IntegrationRecord* same_key = nullptr;
+  const store::IntegrationRecord* first = nullptr;
+  for (const auto& i : *all) {
+    if (i.connector_key != connector.key) continue;
+    if (i.key == connector.key) same_key = &i;
+    if (first == nullptr && !i.archived_at_ms) first = &i;
+  }
+  if (same_key != nullptr) return *same_key;
+  if (first != nullptr) return *first;
+  bool key_taken = std::any_of(all->begin(), all->end(),
+                               [&](const auto& i) { return i.key == connector.key; });
   store::IntegrationRecord i;
   i.id = NewId(random_, "int_");
   i.workspace_id = call.who.workspace_id;
-  i.key = connector.key;
+  i.key = key_taken ? connector.key + "-" + i.id.substr(4, 6) : connector.key;
   i.name = connector.name;
   i.connector_key = connector.key;
   i.parameters_json = "{}";
@@ -557,7 +570,7 @@ Result<store::IntegrationRecord> Service::IntegrationForConnector(
   Status s = store_.InsertIntegration(i, {});
   if (!s.ok() && s.error().code == Code::kConflict) {
     // Made by a concurrent connect meanwhile.
-    return FindIntegrationOf(call.who, connector.key);
+    return FindIntegrationOf(call.who, i.key);
   }
   if (!s.ok()) return s.take_error();
   return i;

@@ -77,6 +77,95 @@ constexpr std::array kToolSpecs = {
     ToolSpec{"get_stats", "Get statistics", "stats",
              "Counters: agents registered, grants made, checks today and in total.", true, false,
              true},
+    // The integration engine; names as the Membrane document gives them.
+    ToolSpec{"get-credentials", "Get workspace credentials", "getCredentials",
+             "The API URL, workspace key, workspace secret and the caller's tenant key, to sign "
+             "tenant tokens (HS256 JWT {workspaceKey, tenantKey}) in a backend. Admins and "
+             "manager tokens only. If tokens start failing with 401, the secret was rotated: "
+             "call this again.",
+             true, false, true},
+    ToolSpec{"get-token", "Mint a tenant token", "mintTenantToken",
+             "Mint a short-lived tenant token (HS256 JWT) for Authorization: Bearer. tenantKey "
+             "names the isolated scope of connections (default: the caller's own); manager: "
+             "true mints a workspace manager token (managers only); expiresIn like \"5m\" or "
+             "\"1h\" (default 1h, at most 24h).",
+             false, false, false},
+    ToolSpec{"rotate-workspace-secret", "Rotate the workspace secret", "rotateWorkspaceSecret",
+             "Replace the workspace secret; every token signed with the old one stops working "
+             "at once. Returns the new credentials.",
+             false, true, false},
+    ToolSpec{"rotate-master-key", "Rotate the master encryption key", "rotateMasterKey",
+             "Make a new master key current and re-encrypt every stored secret (webhook "
+             "secrets, workspace secrets, OAuth client secrets, connection credentials) under "
+             "it.",
+             false, false, false},
+    ToolSpec{"list-connectors", "List connectors", "listConnectors",
+             "The connector catalogue (shipped and the workspace's own): how each app "
+             "authenticates and its base URL. Filter with search.",
+             true, false, true},
+    ToolSpec{"create-connector", "Create a custom connector", "createConnector",
+             "Define a workspace connector (the format of the shipped ones: key, name, baseUrl, "
+             "auth {type: oauth2 | oauth2_client_credentials | api_key | basic, ...}). Managers "
+             "only.",
+             false, false, false},
+    ToolSpec{"list-integrations", "List integrations", "listIntegrations",
+             "Browse what can be connected: the workspace's integrations, plus (connectors=1 "
+             "or externalApps=1) catalogue connectors without one yet. Each item's key, "
+             "connectorKey or id can be passed to connect.",
+             true, false, true},
+    ToolSpec{"create-integration", "Create an integration", "createIntegration",
+             "Create an integration for a connector, optionally with its OAuth client "
+             "(parameters: clientId, clientSecret, scopes). Managers only.",
+             false, false, false},
+    ToolSpec{"get-integration", "Get an integration", "getIntegration",
+             "One integration by id or key.", true, false, true},
+    ToolSpec{"update-integration", "Update an integration", "updateIntegration",
+             "Rename an integration or change its key. Managers only.", false, false, true},
+    ToolSpec{"archive-integration", "Archive an integration", "archiveIntegration",
+             "Archive an integration: it is hidden and cannot be connected until restored. "
+             "Managers only.",
+             false, true, true},
+    ToolSpec{"restore-integration", "Restore an integration", "restoreIntegration",
+             "Restore an archived integration. Managers only.", false, false, true},
+    ToolSpec{"get-integration-parameters", "Get integration parameters",
+             "getIntegrationParameters",
+             "An integration's OAuth client id and scopes, and whether a client secret is set "
+             "(the secret itself is never shown). Managers only.",
+             true, false, true},
+    ToolSpec{"update-integration-parameters", "Set integration parameters",
+             "updateIntegrationParameters",
+             "Set an integration's OAuth clientId, clientSecret and scopes. Managers only.",
+             false, false, true},
+    ToolSpec{"list-connections", "List connections", "listConnections",
+             "The tenant's connections (id, key, state, integration). Check here before asking "
+             "a person to connect again.",
+             true, false, true},
+    ToolSpec{"connect", "Connect an app", "connect",
+             "Create a connection (by integrationKey, integrationId, connectorKey or "
+             "connectorId, with an optional connectionKey), or reconnect one (connectionId). "
+             "API keys may be passed as credentials. Returns the connection; while a person "
+             "must sign in, clientAction.uiUrl is the page to open.",
+             false, false, false},
+    ToolSpec{"get-connection", "Get a connection", "getConnection",
+             "One of the tenant's connections by id or key, with its state.", true, false, true},
+    ToolSpec{"update-connection", "Rename a connection", "updateConnection",
+             "Change a connection's name.", false, false, true},
+    ToolSpec{"delete-connection", "Delete a connection", "archiveConnection",
+             "Archive a connection: it leaves list-connections and act can no longer use it. "
+             "restore-connection brings it back.",
+             false, true, true},
+    ToolSpec{"restore-connection", "Restore a connection", "restoreConnection",
+             "Restore an archived connection.", false, false, true},
+    ToolSpec{"refresh-connection", "Refresh a connection's token", "refreshConnection",
+             "Refresh an OAuth connection's access token now. A refresh the provider refuses "
+             "for good marks the connection DISCONNECTED (reconnect it with connect "
+             "{connectionId}).",
+             false, false, false},
+    ToolSpec{"act", "Call an app through a connection", "act",
+             "Send an HTTP request to the connected app through a connection: {api: {method, "
+             "path, query, headers, body}, connectionKey | connectionId}. Credentials are "
+             "injected; the path is relative to the connector's base URL. Returns {output}.",
+             false, false, false},
 };
 
 const std::set<std::string_view> kOpenApiOnlyKeywords = {"example", "discriminator", "xml",

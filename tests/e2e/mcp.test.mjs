@@ -26,7 +26,22 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const srv = await startServer({ args: ['--no-rate-limits', '--allow-private-egress'] });
 after(() => srv.stop());
 // A webhook receiver on loopback, for the webhook tools.
-const receiver = http.createServer((req, res) => { req.resume(); req.on('end', () => { res.writeHead(204); res.end(); }); });
+// Webhook receiver, and a stand-in app for the engine's tools: a token endpoint and a JSON API.
+const receiver = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    if (req.url === '/token') {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ access_token: 'mcp-refreshed', token_type: 'Bearer', expires_in: 3600 }));
+    } else if (req.url.startsWith('/api/')) {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, path: req.url, key: req.headers['x-api-key'] ?? null }));
+    } else {
+      res.writeHead(204);
+      res.end();
+    }
+  });
+});
 await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
 after(() => receiver.close());
 const aliceEmail = uniqueEmail('mcp-alice');
@@ -146,6 +161,51 @@ test('Streamable HTTP: the SDK negotiates, lists the tools, and calls every one 
   await call('rotate_webhook_secret', { webhook_id: hook.id });
   await call('delete_webhook', { webhook_id: hook.id });
   await call('get_stats', {});
+
+  // The integration engine, as the admin (a manager, and their own tenant).
+  const app = `http://127.0.0.1:${receiver.address().port}`;
+  const creds = await call('get-credentials', {});
+  assert.match(creds.workspaceSecret, /^wss_/);
+  const minted = await call('get-token', { tenantKey: 'mcp-tenant', expiresIn: '5m' });
+  assert.match(minted.token, /^eyJ/);
+  const connectors = await call('list-connectors', { search: 'github' });
+  assert.ok(connectors.items.some((c) => c.key === 'github'));
+  await call('create-connector', {
+    key: 'mcp-echo', name: 'MCP echo', baseUrl: `${app}/api`,
+    auth: { type: 'api_key', header: 'X-Api-Key', template: '{apiKey}' },
+  });
+  await call('create-connector', {
+    key: 'mcp-oauth', name: 'MCP OAuth', baseUrl: `${app}/api`,
+    auth: { type: 'oauth2', authorizeUrl: `${app}/authorize`, tokenUrl: `${app}/token` },
+  });
+  await call('create-integration', { connectorKey: 'mcp-oauth', parameters: { clientId: 'mcp-client' } });
+  const integrations = await call('list-integrations', { connectors: '1', search: 'mcp' });
+  assert.ok(integrations.items.some((i) => i.key === 'mcp-echo' && i.isSynthetic));
+  await call('get-integration', { integration_id: 'mcp-oauth' });
+  await call('update-integration', { integration_id: 'mcp-oauth', name: 'MCP OAuth app' });
+  await call('get-integration-parameters', { integration_id: 'mcp-oauth' });
+  await call('update-integration-parameters', { integration_id: 'mcp-oauth', scopes: ['read'] });
+  await call('archive-integration', { integration_id: 'mcp-oauth' });
+  await call('restore-integration', { integration_id: 'mcp-oauth' });
+  const conn = await call('connect', { connectorKey: 'mcp-echo', connectionKey: 'mcp-1', credentials: { apiKey: 'k-mcp' } });
+  assert.equal(conn.state, 'READY');
+  const listed = await call('list-connections', {});
+  assert.ok(listed.items.some((c) => c.id === conn.id));
+  await call('get-connection', { connection_id: 'mcp-1' });
+  await call('update-connection', { connection_id: 'mcp-1', name: 'renamed over MCP' });
+  const acted = await call('act', { connectionKey: 'mcp-1', api: { method: 'GET', path: '/items' } });
+  assert.deepEqual(acted.output, { ok: true, path: '/api/items', key: 'k-mcp' });
+  await call('delete-connection', { connection_id: 'mcp-1' });
+  await call('restore-connection', { connection_id: 'mcp-1' });
+  const oauthConn = await call('connect', {
+    integrationKey: 'mcp-oauth', credentials: { accessToken: 'old', refreshToken: 'r1', expiresIn: '3600' },
+  });
+  const refreshed = await call('refresh-connection', { connection_id: oauthConn.id });
+  assert.equal(refreshed.state, 'READY');
+  const rotatedKey = await call('rotate-master-key', {});
+  assert.ok(rotatedKey.resealed >= 3);
+  const rotated = await call('rotate-workspace-secret', {});
+  assert.notEqual(rotated.workspaceSecret, creds.workspaceSecret);
 
   const revoked = await call('revoke_permission', { permission_id: grant.permission_id });
   assert.equal(revoked.revoked, true);
