@@ -819,7 +819,7 @@ Result<store::ConnectionRecord> Service::FreshConnection(const store::Connection
         now - c.refresh_failed_at_ms < kRefreshCooldownMs) {
       return MakeError(
           Code::kUpstreamError,
-          "Refreshing this connection's token failed moments ago; retrying after " +
+          "Refreshing this connection's token failed moments ago; it is tried again after " +
               std::to_string((kRefreshCooldownMs - (now - c.refresh_failed_at_ms)) / 1000 + 1) +
               " s");
     }
