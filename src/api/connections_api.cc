@@ -1014,9 +1014,9 @@ http::Response Service::ConnectCredentials(http::Request& req, Call& call) {
   if (!ctx.ok()) return Fail(req, ctx.take_error());
   const engine::Connector& k = ctx->connector;
   if (k.auth.type != engine::AuthType::kApiKey && k.auth.type != engine::AuthType::kBasic) {
-    return Fail(req, MakeError(Code::kBadRequest,
-                               "This connector signs in by redirect, not by a "
-                               "form"));
+    return Fail(req, MakeError(Code::kConflict,
+                               "This connector signs in by redirect, not by a form",
+                               "Open /connect/authorize?session=... (the connect page's button)."));
   }
   auto fields = StringMap(*body, "fields");
   if (!fields.ok()) return Fail(req, fields.take_error());

@@ -353,7 +353,8 @@ http::Response Service::MintTenantToken(http::Request& req, Call& call) {
     }
     ttl_s = *s;
   }
-  std::string tenant_key = tenant->value_or(who.tenant_key);
+  // A manager token names no tenant unless asked to; a tenant token defaults to the caller's.
+  std::string tenant_key = tenant->value_or(manager ? std::string() : who.tenant_key);
   if (tenant->has_value() && !ValidKey(**tenant, 200)) {
     return Fail(req, InvalidField("tenantKey", "must be 1-200 letters, digits and - _ . : @"));
   }

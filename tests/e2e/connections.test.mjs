@@ -233,6 +233,19 @@ describe('integration engine: tokens, connections, the connect flow and refresh'
       403, 'forbidden');
     expectError(await call('POST', '/v1/credentials/token', manager(), { expiresIn: '3d' }),
       400, 'invalid_field');
+    // An admin mints a manager token; it names no tenant unless asked to.
+    const mgr = await api(srv.url, 'POST', '/v1/credentials/token', {
+      cookie, body: { manager: true }, headers: { Origin: srv.url },
+    });
+    assert.equal(mgr.status, 200, mgr.text);
+    const mclaims = jwt.verify(mgr.json.token, creds.workspaceSecret, { algorithms: ['HS256'] });
+    assert.equal(mclaims.isAdmin, true);
+    assert.equal(mclaims.tenantKey, undefined);
+    assert.equal(mgr.json.tenantKey, null);
+    // A cookie-authenticated mint from another site is refused (CSRF).
+    expectError(await api(srv.url, 'POST', '/v1/credentials/token', {
+      cookie, body: {}, headers: { Origin: 'https://evil.example' },
+    }), 403, 'forbidden');
   });
 
   test('an API-key connection is READY at once and /act injects the key', async () => {
@@ -415,6 +428,10 @@ describe('integration engine: tokens, connections, the connect flow and refresh'
     assert.equal(still.json.name, made.json.name);
     assert.equal(still.json.isArchived, false);
     assert.equal((await call('GET', `/connections/${id}`, manager())).status, 200);
+    // A manager without a tenant lists every tenant's connections.
+    const all = await call('GET', '/connections?limit=1000', manager());
+    const tenants = new Set(all.json.items.map((c) => c.tenantKey));
+    assert.ok(tenants.has('iso-a') && tenants.has('iso-b'), [...tenants].join(', '));
   });
 
   test('archive hides a connection from lists and /act; restore brings it back', async () => {
