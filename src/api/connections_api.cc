@@ -1411,6 +1411,27 @@ http::Response Service::Act(http::Request& req, Call& call) {
     access_used = values["accessToken"];
     auto injection = engine::InjectCredentials(*connector, values);
     if (!injection.ok()) return injection.take_error();
+    // The caller's headers and query may not shadow what the connection injects.
+    auto lower = [](std::string v) {
+      std::transform(v.begin(), v.end(), v.begin(), [](unsigned char ch) { return std::tolower(ch); });
+      return v;
+    };
+    for (const auto& [name, value] : injection->headers) {
+      for (const auto& h : headers) {
+        if (lower(h.first) == lower(name)) {
+          return InvalidField("api.headers." + h.first.substr(0, 64),
+                              "cannot be set: the connection sets it");
+        }
+      }
+    }
+    for (const auto& [name, value] : injection->query) {
+      for (const auto& p : query) {
+        if (p.first == name) {
+          return InvalidField("api.query." + name.substr(0, 64),
+                              "cannot be set: the connection sets it");
+        }
+      }
+    }
     std::vector<std::pair<std::string, std::string>> q = query;
     for (auto& p : injection->query) q.push_back(p);
     std::string url = engine::WithQuery(*base + **path, q);

@@ -603,9 +603,11 @@ http::Response Service::ListIntegrations(http::Request& req, Call& call) {
     return false;
   };
   json::array items;
-  std::vector<std::string> have;
+  std::vector<std::string> have;  // connectors with an integration, archived ones included
+  if (auto every = store_.ListIntegrations(call.who.workspace_id, true); every.ok()) {
+    for (const auto& i : *every) have.push_back(i.connector_key);
+  }
   for (const auto& i : *list) {
-    have.push_back(i.connector_key);
     if (matches(i.key, i.name)) items.push_back(IntegrationJson(i, call.who.manager));
   }
   if (flag("connectors") || flag("externalApps")) {

@@ -285,6 +285,10 @@ describe('integration engine: tokens, connections, the connect flow and refresh'
     assert.equal(vendor.calls().length, before);
     expectError(await call('POST', '/act', t, { connectionKey: 'echo-1',
       api: { path: '/x', headers: { Authorization: 'Bearer mine' } } }), 400, 'invalid_field');
+    // Nor may the caller shadow the header the connection injects.
+    expectError(await call('POST', '/act', t, { connectionKey: 'echo-1',
+      api: { path: '/x', headers: { 'x-api-key': 'mine' } } }), 400, 'invalid_field');
+    assert.equal(vendor.calls().length, before);
   });
 
   test('an OAuth integration without a client is CONFIGURATION_ERROR until its parameters are set', async () => {
