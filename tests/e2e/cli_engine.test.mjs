@@ -153,8 +153,9 @@ test('help for the integration commands: flags, credentials, example and exit co
   assert.equal(top.code, 0, top.all);
   for (const cmd of ['credentials', 'credentials rotate', 'keys rotate', 'connector list',
     'connector create', 'integration list', 'integration create', 'integration get',
-    'integration archive', 'integration restore', 'integration parameters', 'connection list',
-    'connection get', 'connection delete', 'connection restore', 'connection refresh', 'connect',
+    'integration archive', 'integration restore', 'integration update', 'integration parameters',
+    'connection list', 'connection get', 'connection delete', 'connection restore',
+    'connection refresh', 'connection update', 'connect',
     'act', 'token create']) {
     assert.match(top.stdout, new RegExp(`^  ${cmd} `, 'm'), `top-level help lists ${cmd}`);
   }
@@ -171,6 +172,8 @@ test('help for the integration commands: flags, credentials, example and exit co
     'integration create': ['--connectorKey', '--key', '--name', '--clientId', '--clientSecret',
       '--scopes'],
     'integration get': ['INTEGRATION'],
+    'integration update': ['--name', '--key'],
+    'connection update': ['CONNECTION', '--name'],
     'integration parameters': ['--clientId', '--clientSecret', '--scopes', 'never shown'],
     'connection list': ['--integrationKey', '--search', '--includeArchived', '--limit', '--cursor'],
     'connection get': ['CONNECTION', '--includeArchived'],
@@ -440,6 +443,14 @@ test('integration create, list, get, parameters (the client secret never printed
     `/integrations/${OAUTH}/restore`);
   assert.equal(restored.isArchived, false);
 
+  // update: a new name; bad input is refused by the CLI or by the server.
+  const renamed = jsonOf(await ag(['integration', 'update', OAUTH, '--name', 'Renamed by CLI', '--json'],
+    asSession()), 'PATCH', `/integrations/${OAUTH}`);
+  assert.equal(renamed.name, 'Renamed by CLI');
+  expectUsage(await ag(['integration', 'update', OAUTH], asSession()), /give --name, --key or both/);
+  expectApiError(await ag(['integration', 'update', OAUTH, '--key', 'has space'], asSession()),
+    'invalid_field');
+
   // Errors.
   const tenant = await mint(['--tenantKey', 'cli-u1']);
   expectApiError(await ag(['integration', 'parameters', OAUTH], asToken(tenant)), 'forbidden');
@@ -638,6 +649,13 @@ test('connection list, get, delete (archive), restore and refresh; tenants are k
     `/connections/${id}/restore`);
   assert.equal(restored.isArchived, false);
   assert.equal((await ag(['act', '--connectionKey', 'echo-1', '--api', '{"path": "/x"}'], asToken(t))).code, 0);
+
+  // update renames it; an empty name is refused.
+  const renamedConn = jsonOf(await ag(['connection', 'update', 'echo-1', '--name', 'Echo renamed', '--json'],
+    asToken(t)), 'PATCH', '/connections/echo-1');
+  assert.equal(renamedConn.name, 'Echo renamed');
+  expectApiError(await ag(['connection', 'update', 'echo-1', '--name', ''], asToken(t)), 'invalid_field');
+  expectUsage(await ag(['connection', 'update', 'echo-1'], asToken(t)), /--name/);
 
   // An API-key connection has nothing to refresh.
   expectApiError(await ag(['connection', 'refresh', 'echo-1'], asToken(t)), 'conflict');
