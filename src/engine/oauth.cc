@@ -4,6 +4,11 @@
 #include <cctype>
 #include <charconv>
 
+#include <boost/url/encode.hpp>
+#include <boost/url/params_view.hpp>
+#include <boost/url/parse_query.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
 #include "crypto/base64.h"
 #include "crypto/hash.h"
 #include "webhooks/egress.h"
@@ -16,39 +21,7 @@ namespace {
 constexpr std::size_t kMaxTokenResponseBytes = 64 * 1024;
 
 std::string PercentEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      int v = 0;
-      std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-      out.push_back(static_cast<char>(v));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
+  return boost::urls::encode(s, boost::urls::unreserved_chars);
 }
 
 std::optional<std::int64_t> NumberOf(const json::value& v) {
@@ -114,16 +87,12 @@ std::optional<TokenSet> ParseTokenResponse(std::string_view body) {
     fields = std::move(*parsed);
   } else {
     // application/x-www-form-urlencoded (GitHub without Accept: application/json).
-    std::size_t pos = 0;
-    while (pos <= body.size()) {
-      std::size_t amp = body.find('&', pos);
-      if (amp == std::string_view::npos) amp = body.size();
-      std::string_view pair = body.substr(pos, amp - pos);
-      std::size_t eq = pair.find('=');
-      if (eq != std::string_view::npos) {
-        fields[PercentDecode(pair.substr(0, eq))] = PercentDecode(pair.substr(eq + 1));
-      }
-      pos = amp + 1;
+    std::string owned(body);  // Boost.URL 1.81's parse_query misreads views into larger buffers
+    if (!boost::urls::parse_query(owned)) return std::nullopt;  // params_view would throw
+    boost::urls::encoding_opts form;
+    form.space_as_plus = true;
+    for (const auto& param : boost::urls::params_view(owned, form)) {
+      if (param.has_value) fields[param.key] = param.value;
     }
   }
   const json::value* access = fields.if_contains("access_token");

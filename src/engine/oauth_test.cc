@@ -72,6 +72,7 @@ TEST(OAuthTest, ParsesFormEncodedTokenResponses) {
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->access_token, "gho_abc+1");
   EXPECT_EQ(t->scope, "repo,user");
+  EXPECT_EQ(ParseTokenResponse("access_token=a&scope=read+write")->scope, "read write");
 }
 
 TEST(OAuthTest, RefusesResponsesWithoutAnAccessToken) {
@@ -80,6 +81,7 @@ TEST(OAuthTest, RefusesResponsesWithoutAnAccessToken) {
   EXPECT_FALSE(ParseTokenResponse(R"({"access_token":42})").has_value());
   EXPECT_FALSE(ParseTokenResponse("").has_value());
   EXPECT_FALSE(ParseTokenResponse("<html>").has_value());
+  EXPECT_FALSE(ParseTokenResponse("access_token=%zz").has_value()) << "a broken escape";
 }
 
 TEST(OAuthTest, AnUnreachableTokenEndpointIsATransientFailure) {

@@ -4,6 +4,9 @@
 #include <optional>
 #include <set>
 
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
 namespace agentgate::mcp {
 
 namespace {
@@ -433,19 +436,9 @@ const Tool* ToolRegistry::Find(std::string_view name) const {
 
 namespace {
 
+// Percent-encodes everything but RFC 3986 unreserved characters.
 void AppendEncoded(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                      (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-    if (unreserved) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
-    }
-  }
+  out += boost::urls::encode(s, boost::urls::unreserved_chars);
 }
 
 std::string ScalarText(const json::value& v) {
