@@ -37,19 +37,19 @@ namespace {
 constexpr std::string_view kDefaultWorkspaceId = "ws_default";
 constexpr std::int64_t kMaxTokenTtlS = 24 * 3600;
 
-// Seconds of a duration like "5m", "1h", "3600" or "30s"; nullopt when malformed.
-std::optional<std::int64_t> DurationSeconds(std::string_view text) {
-  if (text.empty() || text.size() > 12) return std::nullopt;
-  std::int64_t unit = 1;
-  char last = text.back();
-  if (last == 's' || last == 'm' || last == 'h' || last == 'd') {
-    unit = last == 's' ? 1 : last == 'm' ? 60 : last == 'h' ? 3600 : 86400;
-    text.remove_suffix(1);
-  }
+// Seconds of an expiresIn: the reference's "5m" / "1h" form (ParseExpiresIn), whole seconds as
+// digits ("3600") or a JSON integer; nullopt when malformed or not positive.
+std::optional<std::int64_t> ExpiresInSeconds(const json::value& v) {
+  if (v.is_int64()) return v.as_int64() > 0 ? std::optional(v.as_int64()) : std::nullopt;
+  if (!v.is_string()) return std::nullopt;
+  std::string_view text = v.as_string();
   std::int64_t n = 0;
   auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || p != text.data() + text.size() || n <= 0) return std::nullopt;
-  return n * unit;
+  if (!text.empty() && ec == std::errc() && p == text.data() + text.size()) {
+    return n > 0 ? std::optional(n) : std::nullopt;
+  }
+  auto parsed = ParseExpiresIn(text);
+  return parsed.ok() ? std::optional(*parsed) : std::nullopt;
 }
 
 }  // namespace
@@ -343,9 +343,7 @@ http::Response Service::MintTenantToken(http::Request& req, Call& call) {
   }
   std::int64_t ttl_s = 3600;
   if (const json::value* x = body->if_contains("expiresIn"); x != nullptr && !x->is_null()) {
-    std::optional<std::int64_t> s;
-    if (x->is_string()) s = DurationSeconds(x->as_string());
-    if (x->is_int64()) s = x->as_int64() > 0 ? std::optional(x->as_int64()) : std::nullopt;
+    std::optional<std::int64_t> s = ExpiresInSeconds(*x);
     if (!s || *s > kMaxTokenTtlS) {
       return Fail(req, InvalidField("expiresIn",
                                     "must be a duration like \"5m\", \"1h\" or seconds, at most "

@@ -231,8 +231,14 @@ describe('integration engine: tokens, connections, the connect flow and refresh'
       403, 'forbidden');
     expectError(await call('POST', '/v1/credentials/token', tenant('minted'), { manager: true }),
       403, 'forbidden');
-    expectError(await call('POST', '/v1/credentials/token', manager(), { expiresIn: '3d' }),
-      400, 'invalid_field');
+    for (const expiresIn of ['3d', 'soon', '5 m', '', -5, 0, 1.5, '90000']) {
+      expectError(await call('POST', '/v1/credentials/token', manager(), { expiresIn }),
+        400, 'invalid_field');
+    }
+    const digits = await call('POST', '/v1/credentials/token', manager(), { tenantKey: 'd', expiresIn: '600' });
+    assert.equal(digits.status, 200, digits.text);
+    const dclaims = jwt.decode(digits.json.token);
+    assert.equal(dclaims.exp - dclaims.iat, 600);
     // An admin mints a manager token; it names no tenant unless asked to.
     const mgr = await api(srv.url, 'POST', '/v1/credentials/token', {
       cookie, body: { manager: true }, headers: { Origin: srv.url },
