@@ -8,6 +8,7 @@
 // connectionId) keeps the record and its id and brings it back to READY.
 #include <algorithm>
 #include <array>
+#include <boost/algorithm/string.hpp>
 #include <cctype>
 #include <charconv>
 #include <map>
@@ -94,9 +95,7 @@ Status CheckApiPath(std::string_view path) {
     std::size_t next = path.find_first_of("/?", pos + 1);
     std::string_view seg = path.substr(
         pos + 1, next == std::string_view::npos ? std::string_view::npos : next - pos - 1);
-    std::string lower(seg);
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
+    std::string lower = boost::algorithm::to_lower_copy(std::string(seg));
     if (seg == ".." || seg == "." || lower == "%2e%2e" || lower == ".%2e" || lower == "%2e." ||
         lower.find("%2f") != std::string::npos) {
       return MakeError(Code::kEgressDenied, "api.path must not climb out of the base URL");
@@ -108,8 +107,7 @@ Status CheckApiPath(std::string_view path) {
 }
 
 bool ForbiddenHeader(std::string_view name) {
-  std::string n(name);
-  std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string n = boost::algorithm::to_lower_copy(std::string(name));
   return n == "host" || n == "content-length" || n == "transfer-encoding" || n == "connection" ||
          n == "cookie" || n == "authorization" || n == "proxy-authorization" || n == "te" ||
          n == "upgrade" || n == "expect";
@@ -1014,9 +1012,9 @@ http::Response Service::ConnectCredentials(http::Request& req, Call& call) {
   if (!ctx.ok()) return Fail(req, ctx.take_error());
   const engine::Connector& k = ctx->connector;
   if (k.auth.type != engine::AuthType::kApiKey && k.auth.type != engine::AuthType::kBasic) {
-    return Fail(req, MakeError(Code::kConflict,
-                               "This connector signs in by redirect, not by a form",
-                               "Open /connect/authorize?session=... (the connect page's button)."));
+    return Fail(req,
+                MakeError(Code::kConflict, "This connector signs in by redirect, not by a form",
+                          "Open /connect/authorize?session=... (the connect page's button)."));
   }
   auto fields = StringMap(*body, "fields");
   if (!fields.ok()) return Fail(req, fields.take_error());
@@ -1360,10 +1358,7 @@ http::Response Service::Act(http::Request& req, Call& call) {
     }
     payload = b->is_string() ? std::string(b->as_string()) : Serialize(*b);
     bool has_type = std::any_of(headers.begin(), headers.end(), [](const auto& h) {
-      std::string n = h.first;
-      std::transform(n.begin(), n.end(), n.begin(),
-                     [](unsigned char c) { return std::tolower(c); });
-      return n == "content-type";
+      return boost::iequals(h.first, "content-type");
     });
     if (!has_type && !b->is_string()) headers.emplace_back("Content-Type", "application/json");
   }
@@ -1412,13 +1407,9 @@ http::Response Service::Act(http::Request& req, Call& call) {
     auto injection = engine::InjectCredentials(*connector, values);
     if (!injection.ok()) return injection.take_error();
     // The caller's headers and query may not shadow what the connection injects.
-    auto lower = [](std::string v) {
-      std::transform(v.begin(), v.end(), v.begin(), [](unsigned char ch) { return std::tolower(ch); });
-      return v;
-    };
     for (const auto& [name, value] : injection->headers) {
       for (const auto& h : headers) {
-        if (lower(h.first) == lower(name)) {
+        if (boost::iequals(h.first, name)) {
           return InvalidField("api.headers." + h.first.substr(0, 64),
                               "cannot be set: the connection sets it");
         }
@@ -1466,14 +1457,19 @@ http::Response Service::Act(http::Request& req, Call& call) {
     return with_connection(
         MakeError(Code::kUpstreamError, "The app did not answer: " + answer->error));
   }
+  if (answer->truncated) {
+    // Half a JSON document is worse than none: the caller learns the request ran, not its answer.
+    return with_connection(MakeError(
+        Code::kUpstreamError,
+        "The app answered " + std::to_string(answer->status) + " with more than " +
+            std::to_string(kMaxActResponseBytes >> 20) + " MiB, more than /act returns",
+        "Ask the app for less (a page, a filter, fewer fields); the request itself was sent."));
+  }
   json::value output;
   std::string_view text = answer->body;
   bool is_json = false;
   for (const auto& [k, v] : answer->headers) {
-    std::string n = k;
-    std::transform(n.begin(), n.end(), n.begin(),
-                   [](unsigned char ch) { return std::tolower(ch); });
-    if (n == "content-type" && v.find("json") != std::string::npos) is_json = true;
+    if (boost::iequals(k, "content-type") && v.find("json") != std::string::npos) is_json = true;
   }
   if (!text.empty()) {
     boost::system::error_code ec;

@@ -10,6 +10,7 @@
 // never returned by any endpoint, and refreshed single-flight per connection.
 #include <algorithm>
 #include <array>
+#include <boost/algorithm/string.hpp>
 #include <cctype>
 #include <charconv>
 #include <map>
@@ -556,8 +557,8 @@ Result<store::IntegrationRecord> Service::IntegrationForConnector(
   }
   if (same_key != nullptr) return *same_key;
   if (first != nullptr) return *first;
-  bool key_taken = std::any_of(all->begin(), all->end(),
-                               [&](const auto& i) { return i.key == connector.key; });
+  bool key_taken =
+      std::any_of(all->begin(), all->end(), [&](const auto& i) { return i.key == connector.key; });
   store::IntegrationRecord i;
   i.id = NewId(random_, "int_");
   i.workspace_id = call.who.workspace_id;
@@ -587,18 +588,9 @@ http::Response Service::ListIntegrations(http::Request& req, Call& call) {
   if (!limit.ok()) return Fail(req, limit.take_error());
   auto list = store_.ListIntegrations(call.who.workspace_id, flag("includeArchived"));
   if (!list.ok()) return Fail(req, list.take_error());
-  std::string needle = search;
-  std::transform(needle.begin(), needle.end(), needle.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
   auto matches = [&](std::string_view a, std::string_view b) {
-    if (needle.empty()) return true;
-    for (std::string_view s : {a, b}) {
-      std::string low(s);
-      std::transform(low.begin(), low.end(), low.begin(),
-                     [](unsigned char c) { return std::tolower(c); });
-      if (low.find(needle) != std::string::npos) return true;
-    }
-    return false;
+    return search.empty() || boost::algorithm::icontains(a, search) ||
+           boost::algorithm::icontains(b, search);
   };
   json::array items;
   std::vector<std::string> have;  // connectors with an integration, archived ones included

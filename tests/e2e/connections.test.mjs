@@ -52,6 +52,11 @@ async function startVendor() {
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
       seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+      if (req.url.includes('/big')) {  // an answer over /act's 1 MiB
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ blob: 'x'.repeat(1_200_000) }));
+        return;
+      }
       res.writeHead(req.url.includes('/missing') ? 404 : 200, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ ok: !req.url.includes('/missing'), path: req.url }));
     });
@@ -282,6 +287,10 @@ describe('integration engine: tokens, connections, the connect flow and refresh'
     expectError(missing, 404, 'upstream_error');
     assert.equal(missing.json.upstream.status, 404);
     assert.equal(missing.json.connectionId, made.json.id);
+    // An answer too big to return whole is an error, not half a document.
+    const big = await call('POST', '/act', t, { connectionKey: 'echo-1', api: { path: '/big' } });
+    expectError(big, 502, 'upstream_error', { messageIncludes: ['1 MiB'] });
+    assert.equal(big.json.connectionId, made.json.id);
     // Paths that would leave the base URL are refused before anything is sent.
     const before = vendor.calls().length;
     for (const p of ['//evil.example/x', '/../admin', '/a/%2e%2e/b', 'http://evil.example/']) {
