@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "crypto/base64.h"
+
 namespace agentgate::crypto {
 
 void OsRandom::Fill(std::span<std::uint8_t> out) {
@@ -48,18 +50,10 @@ std::string NewUuid(Random& random) {
 }
 
 std::string NewToken(Random& random, std::string_view prefix) {
-  static constexpr char kB64[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::array<std::uint8_t, 33> b;  // 264 bits, 44 chars; we keep 43 chars = 258 bits
   random.Fill(b);
   std::string out(prefix);
-  for (std::size_t i = 0; i < b.size(); i += 3) {
-    std::uint32_t v = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back(kB64[v & 63]);
-  }
+  out += Base64UrlEncode(b);
   out.pop_back();
   return out;
 }
