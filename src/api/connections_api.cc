@@ -1426,7 +1426,7 @@ http::Response Service::Act(http::Request& req, Call& call) {
     std::vector<std::pair<std::string, std::string>> q = query;
     for (auto& p : injection->query) q.push_back(p);
     std::string url = engine::WithQuery(*base + **path, q);
-    auto dest = webhooks::ResolveDestination(url, options_.allow_private_egress);
+    auto dest = webhooks::ResolveDestination(url, options_.allow_private_egress, "the app's URL");
     if (!dest.ok()) {
       if (dest.error().code == Code::kUnavailable) return dest.take_error();
       return MakeError(Code::kEgressDenied, std::string(dest.error().Message()));

@@ -143,7 +143,7 @@ TokenResult TokenEndpoint::ClientCredentials(const std::string& token_url,
 TokenResult TokenEndpoint::Post(const std::string& token_url, const OAuthClient& client,
                                 std::vector<std::pair<std::string, std::string>> form) const {
   TokenResult result;
-  auto dest = webhooks::ResolveDestination(token_url, allow_private_);
+  auto dest = webhooks::ResolveDestination(token_url, allow_private_, "token endpoint");
   if (!dest.ok()) {
     result.failure = {
         0, "network_error",

@@ -19,9 +19,10 @@
 namespace agentgate::webhooks {
 namespace {
 
-Error UrlError(std::string what) {
-  return MakeError(Code::kInvalidField, "webhook url " + std::move(what),
-                   "give an absolute http:// or https:// URL of a publicly reachable receiver");
+// `subject` names the URL in messages: "webhook url", "the app's URL", "token endpoint"...
+Error UrlError(std::string_view subject, std::string what) {
+  return MakeError(Code::kInvalidField, std::string(subject) + " " + std::move(what),
+                   "give an absolute http:// or https:// URL of a publicly reachable host");
 }
 
 std::string Lower(std::string_view s) {
@@ -129,16 +130,17 @@ bool IsHostNameChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
 }
 
-Result<ParsedUrl> Parse(std::string_view url) {
-  if (url.empty()) return UrlError("is empty");
+Result<ParsedUrl> Parse(std::string_view url, std::string_view subject) {
+  if (url.empty()) return UrlError(subject, "is empty");
   if (url.size() > kMaxUrlLength) {
-    return UrlError("is " + std::to_string(url.size()) + " characters long; at most " +
-                    std::to_string(kMaxUrlLength) + " are allowed");
+    return UrlError(subject, "is " + std::to_string(url.size()) + " characters long; at most " +
+                                 std::to_string(kMaxUrlLength) + " are allowed");
   }
   for (char c : url) {
     const auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u >= 0x7f) {
       return UrlError(
+          subject,
           "contains a space, control or non-ASCII character; percent-encode it (e.g. %20)");
     }
   }
@@ -146,9 +148,11 @@ Result<ParsedUrl> Parse(std::string_view url) {
   if (!parsed) {
     // Boost.URL's own messages ("mismatch") do not help a person; say what the form must be.
     if (url.find("://") == std::string_view::npos) {
-      return UrlError("is not a valid absolute URL: it must start with https:// or http://");
+      return UrlError(subject,
+                      "is not a valid absolute URL: it must start with https:// or http://");
     }
     return UrlError(
+        subject,
         "is not a valid absolute URL: expected scheme://host[:port]/path?query, with IPv6 "
         "addresses in brackets and other characters percent-encoded");
   }
@@ -157,13 +161,14 @@ Result<ParsedUrl> Parse(std::string_view url) {
   ParsedUrl out;
   out.scheme = Lower(u.scheme());
   if (out.scheme != "http" && out.scheme != "https") {
-    return UrlError("has scheme \"" + out.scheme + "\"; only http and https are allowed");
+    return UrlError(subject, "has scheme \"" + out.scheme + "\"; only http and https are allowed");
   }
   if (!u.has_authority() || u.encoded_host().empty()) {
-    return UrlError("has no host; write it as https://host/path");
+    return UrlError(subject, "has no host; write it as https://host/path");
   }
   if (u.has_userinfo()) {
     return UrlError(
+        subject,
         "contains a user name or password (user:pass@host); credentials in URLs are not "
         "allowed, the receiver should check the webhook signature instead");
   }
@@ -178,15 +183,16 @@ Result<ParsedUrl> Parse(std::string_view url) {
     case boost::urls::host_type::name: {
       const std::string_view host = u.encoded_host();
       if (!std::all_of(host.begin(), host.end(), IsHostNameChar)) {
-        return UrlError("host \"" + std::string(host) +
-                        "\" must be an ASCII host name (letters, digits, '-', '.') or an IP "
-                        "address; write international names in punycode (xn--...)");
+        return UrlError(subject,
+                        "host \"" + std::string(host) +
+                            "\" must be an ASCII host name (letters, digits, '-', '.') or an IP "
+                            "address; write international names in punycode (xn--...)");
       }
       out.host = Lower(host);
       break;
     }
     default:
-      return UrlError("has an IP literal of an unsupported form");
+      return UrlError(subject, "has an IP literal of an unsupported form");
   }
 
   if (u.has_port() && !u.port().empty()) {
@@ -194,7 +200,7 @@ Result<ParsedUrl> Parse(std::string_view url) {
     unsigned value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 65535) {
-      return UrlError("has port " + std::string(text) + "; a port is 1 to 65535");
+      return UrlError(subject, "has port " + std::string(text) + "; a port is 1 to 65535");
     }
     out.port = static_cast<int>(value);
   } else {
@@ -226,8 +232,8 @@ std::optional<std::string> NumericAddress(const sockaddr* sa) {
   return std::nullopt;
 }
 
-Result<Destination> Resolve(std::string_view url, bool allow_private) {
-  auto parsed = Parse(url);
+Result<Destination> Resolve(std::string_view url, bool allow_private, std::string_view subject) {
+  auto parsed = Parse(url, subject);
   if (!parsed.ok()) return parsed.take_error();
   Destination dest;
   dest.scheme = std::move(parsed->scheme);
@@ -245,13 +251,15 @@ Result<Destination> Resolve(std::string_view url, bool allow_private) {
   if (rc != 0) {
     const std::string reason = ::gai_strerror(rc);
     if (rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_FAMILY || rc == EAI_SERVICE) {
-      return MakeError(Code::kInvalidField,
-                       "webhook url host \"" + dest.host + "\" does not resolve: " + reason,
-                       "check the host name in the URL");
+      return MakeError(
+          Code::kInvalidField,
+          std::string(subject) + " host \"" + dest.host + "\" does not resolve: " + reason,
+          "check the host name in the URL");
     }
-    return MakeError(Code::kUnavailable,
-                     "cannot resolve webhook url host \"" + dest.host + "\" now: " + reason,
-                     "try again later; the server's DNS resolver did not answer");
+    return MakeError(
+        Code::kUnavailable,
+        "cannot resolve " + std::string(subject) + " host \"" + dest.host + "\" now: " + reason,
+        "try again later; the server's DNS resolver did not answer");
   }
   for (const addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
     if (ai->ai_addr == nullptr) continue;
@@ -262,9 +270,10 @@ Result<Destination> Resolve(std::string_view url, bool allow_private) {
     }
   }
   if (dest.addresses.empty()) {
-    return MakeError(Code::kInvalidField,
-                     "webhook url host \"" + dest.host + "\" has no IPv4 or IPv6 address",
-                     "check the host name in the URL");
+    return MakeError(
+        Code::kInvalidField,
+        std::string(subject) + " host \"" + dest.host + "\" has no IPv4 or IPv6 address",
+        "check the host name in the URL");
   }
   if (!allow_private) {
     for (const std::string& address : dest.addresses) {
@@ -272,10 +281,11 @@ Result<Destination> Resolve(std::string_view url, bool allow_private) {
         const std::string via = address == dest.host ? "" : " resolves to " + address + ", which";
         return MakeError(
             Code::kInvalidField,
-            "webhook url host \"" + dest.host + "\"" + via + " is a private address (" + *range +
-                "); webhooks to loopback, private and link-local networks are refused unless "
+            std::string(subject) + " host \"" + dest.host + "\"" + via + " is a private address (" +
+                *range +
+                "); calls to loopback, private and link-local networks are refused unless "
                 "the server runs with --allow-private-egress",
-            "use a publicly reachable receiver, or, if this receiver is on your own network on "
+            "use a publicly reachable host, or, if this one is on your own network on "
             "purpose, start the server with --allow-private-egress");
       }
     }
@@ -285,11 +295,11 @@ Result<Destination> Resolve(std::string_view url, bool allow_private) {
 
 }  // namespace
 
-Result<ParsedUrl> ParseWebhookUrl(std::string_view url) {
+Result<ParsedUrl> ParseWebhookUrl(std::string_view url, std::string_view subject) {
   try {
-    return Parse(url);
+    return Parse(url, subject);
   } catch (const std::exception& e) {  // bad_alloc: keep exceptions inside the module
-    return MakeError(Code::kServerError, std::string("parsing a webhook url: ") + e.what());
+    return MakeError(Code::kServerError, "parsing " + std::string(subject) + ": " + e.what());
   }
 }
 
@@ -301,11 +311,12 @@ bool IsPrivateAddress(const std::string& ip) {
   }
 }
 
-Result<Destination> ResolveDestination(std::string_view url, bool allow_private) {
+Result<Destination> ResolveDestination(std::string_view url, bool allow_private,
+                                       std::string_view subject) {
   try {
-    return Resolve(url, allow_private);
+    return Resolve(url, allow_private, subject);
   } catch (const std::exception& e) {
-    return MakeError(Code::kServerError, std::string("resolving a webhook url: ") + e.what());
+    return MakeError(Code::kServerError, "resolving " + std::string(subject) + ": " + e.what());
   }
 }
 

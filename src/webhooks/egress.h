@@ -49,7 +49,9 @@ struct Destination {
 // Accepts absolute http:// and https:// URLs with a host, no userinfo ("user:pass@"), at most
 // kMaxUrlLength characters. Host names must be ASCII (use punycode for international names).
 // Errors: code invalid_field, with a message saying what is wrong with the URL.
-Result<ParsedUrl> ParseWebhookUrl(std::string_view url);
+// `subject` names the URL in error messages (the guard also serves OAuth token endpoints and
+// /act, which pass their own).
+Result<ParsedUrl> ParseWebhookUrl(std::string_view url, std::string_view subject = "webhook url");
 
 // True when a webhook must not be sent to `ip` (numeric IPv4 or IPv6 text) unless private egress
 // is allowed: unspecified, loopback, RFC 1918 private, carrier-grade NAT (100.64/10), link-local
@@ -67,6 +69,7 @@ bool IsPrivateAddress(const std::string& ip);
 //     address; or, when !allow_private, any resolved address is private (the message names the
 //     address and its range, and mentions the --allow-private-egress server flag).
 //   unavailable: the resolver failed temporarily (no answer from the DNS server); worth retrying.
-Result<Destination> ResolveDestination(std::string_view url, bool allow_private);
+Result<Destination> ResolveDestination(std::string_view url, bool allow_private,
+                                       std::string_view subject = "webhook url");
 
 }  // namespace agentgate::webhooks
