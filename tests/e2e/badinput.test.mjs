@@ -307,6 +307,96 @@ test('GET /agent/:id and unknown paths and methods', async () => {
   await expectRejected('unknown path with query', 'GET', '/nope?x=1&x=2&=&&', {}, 'not_found');
 });
 
+test('integration engine: every JSON body, field, query and token shape that is wrong', async () => {
+  const as = { cookie };  // the first person signed in: an admin, hence a workspace manager
+  const writes = [
+    ['POST', '/connectors'], ['POST', '/integrations'], ['PATCH', '/integrations/x'],
+    ['PATCH', '/integrations/x/parameters'], ['POST', '/connections'], ['PATCH', '/connections/x'],
+    ['POST', '/act'], ['POST', '/v1/credentials/token'], ['POST', '/connect/credentials'],
+  ];
+  for (const [method, p] of writes) {
+    for (const body of ['', '{', '[]', '"x"', '7', 'null', '{"a":1}}']) {
+      if (body === '' && p === '/v1/credentials/token') continue;  // no body: every field defaults
+      await expectRejected(`${method} ${p} body ${JSON.stringify(body)}`, method, p, { ...as, body },
+        ['invalid_json', 'integration_not_found', 'connection_not_found']);
+    }
+    await expectRejected(`${method} ${p} unknown field`, method, p, { ...as, body: { zz_unknown: 1 } },
+      ['invalid_field', 'integration_not_found', 'connection_not_found']);
+  }
+  // Wrong types and values, field by field.
+  const conn = await api(srv.url, 'POST', '/connections', { ...as, body: {
+    connectorKey: 'stripe', connectionKey: 'bad-input-1', credentials: { apiKey: 'sk_test_badinput123' } } });
+  assert.equal(conn.status, 201, conn.text);
+  for (const v of WRONG_TYPES) {
+    await expectRejected(`connect connectorKey ${JSON.stringify(v)}`, 'POST', '/connections',
+      { ...as, body: { connectorKey: v } }, 'invalid_field');
+    if (typeof v !== 'object' || Array.isArray(v)) {
+      await expectRejected(`connect credentials ${JSON.stringify(v)}`, 'POST', '/connections',
+        { ...as, body: { connectorKey: 'stripe', credentials: v } }, 'invalid_field');
+    }
+    await expectRejected(`rename ${JSON.stringify(v)}`, 'PATCH', '/connections/bad-input-1',
+      { ...as, body: { name: v } }, 'invalid_field');
+    await expectRejected(`act api ${JSON.stringify(v)}`, 'POST', '/act',
+      { ...as, body: { connectionKey: 'bad-input-1', api: typeof v === 'object' && !Array.isArray(v) ? { path: v } : v } },
+      'invalid_field');
+    if (v !== 5) {  // whole seconds are a valid expiresIn
+      await expectRejected(`token expiresIn ${JSON.stringify(v)}`, 'POST', '/v1/credentials/token',
+        { ...as, body: { expiresIn: v } }, 'invalid_field');
+    }
+    await expectRejected(`parameters scopes ${JSON.stringify(v)}`, 'PATCH', '/integrations/stripe/parameters',
+      { ...as, body: { scopes: typeof v === 'object' && Array.isArray(v) ? [v] : v } }, 'invalid_field');
+  }
+  await expectRejected('connect with two targets', 'POST', '/connections',
+    { ...as, body: { connectorKey: 'stripe', integrationKey: 'stripe' } }, 'invalid_field');
+  await expectRejected('connect with none', 'POST', '/connections', { ...as, body: {} }, 'missing_fields');
+  await expectRejected('connect by intent', 'POST', '/connections', { ...as, body: { intent: 'crm' } }, 'invalid_field');
+  await expectRejected('connect, key with spaces', 'POST', '/connections',
+    { ...as, body: { connectorKey: 'stripe', connectionKey: 'a b' } }, 'invalid_field');
+  await expectRejected('connect, wrong credential', 'POST', '/connections',
+    { ...as, body: { connectorKey: 'stripe', credentials: { password: 'x' } } }, ['missing_fields', 'invalid_field']);
+  await expectRejected('connect, control characters', 'POST', '/connections',
+    { ...as, body: { connectorKey: 'stripe', name: 'a\u0000b' } }, 'invalid_field');
+  await expectRejected('connect, unknown connector', 'POST', '/connections',
+    { ...as, body: { connectorKey: 'no-such-app' } }, 'connector_not_found');
+  for (const api of [{}, { path: 'no-slash' }, { path: '/x', method: 'TRACE' }, { path: '/x', method: 'GET', body: {} },
+    { path: '/x', headers: { 'bad name': 'v' } }, { path: '/x', headers: { X: 'a\r\nb' } },
+    { path: '/x', query: { q: { nested: 1 } } }, { path: `/${'a'.repeat(3000)}` }]) {
+    await expectRejected(`act ${JSON.stringify(api).slice(0, 80)}`, 'POST', '/act',
+      { ...as, body: { connectionKey: 'bad-input-1', api } }, ['invalid_field', 'missing_fields']);
+  }
+  await expectRejected('act with two styles', 'POST', '/act',
+    { ...as, body: { connectionKey: 'bad-input-1', api: { path: '/x' }, key: 'k' } }, 'invalid_field');
+  await expectRejected('connector spec', 'POST', '/connectors',
+    { ...as, body: { key: 'Bad Key', name: 'x', baseUrl: 'ftp://x', auth: { type: 'magic' } } }, 'invalid_field');
+  for (const q of ['limit=0', 'limit=1001', 'limit=x', 'cursor=junk', 'cursor=5.', 'search=' + 'a'.repeat(300)]) {
+    await expectRejected(`GET /connections?${q.slice(0, 40)}`, 'GET', `/connections?${q}`, as, 'invalid_field');
+  }
+  for (const q of ['limit=0', 'cursor=x']) {
+    await expectRejected(`GET /integrations?${q}`, 'GET', `/integrations?${q}`, as, 'invalid_field');
+  }
+  // Bearer tokens that look like JWTs but are not.
+  for (const bearer of ['eyJ.eyJ.x', 'eyJhbGciOiJIUzI1NiJ9.eyJ9.AAAA', `eyJ${'A'.repeat(9000)}.eyJ.x`,
+    'eyJhbGciOiJub25lIn0.eyJ3b3Jrc3BhY2VLZXkiOiJ4In0.', 'eyJ!!!.eyJ???.***']) {
+    await expectRejected(`bearer ${bearer.slice(0, 30)}`, 'GET', '/connections', { bearer },
+      ['invalid_token', 'unauthorized']);
+  }
+  // The browser flow's own inputs.
+  for (const session of ['', 'x', 'cs_nope', `cs_${'a'.repeat(200)}`]) {
+    await expectRejected(`connect session ${session.slice(0, 20)}`, 'GET',
+      `/connect/session?session=${encodeURIComponent(session)}`, {}, 'not_found');
+    await expectRejected(`connect form session ${session.slice(0, 20)}`, 'POST', '/connect/credentials',
+      { body: { session, credentials: { apiKey: 'x' } } }, ['not_found', 'invalid_field']);
+  }
+  for (const q of ['', 'state=', 'state=nope&code=x', `state=${'s'.repeat(500)}`, 'error=access_denied']) {
+    const res = await api(srv.url, 'GET', `/oauth/callback?${q}`);
+    assert.equal(res.status, 400, `callback ?${q}: ${res.status}`);
+    assert.match(res.headers.get('content-type'), /^text\/html/);
+  }
+  const auth = await api(srv.url, 'GET', '/connect/authorize?session=cs_nope');
+  assert.equal(auth.status, 404);
+  assert.match(auth.headers.get('content-type'), /^text\/html/);
+});
+
 test('raw TCP: garbage, oversized headers, smuggling shapes, bad chunking', async () => {
   const cases = [
     ['garbage text', 'HELLO THERE\r\n\r\n'],
