@@ -101,9 +101,29 @@ constexpr std::array kCatalogue{
              "The request would leave the connector's API: another host, or a private address",
              "Call a path under the connector's base URL; private and loopback addresses need "
              "the server flag --allow-private-egress."},
+    CodeInfo{Code::kActionNotFound, "action_not_found", 404,
+             "No action with this id or key in the workspace (for this connection)",
+             "List the actions (GET /actions, 'agentgate action list'); archived ones need "
+             "?includeArchived=1 and POST /actions/:id/restore."},
+    CodeInfo{Code::kActionRunNotFound, "action_run_not_found", 404,
+             "No action run with this id for this caller (or it is past its retention)",
+             "Use the actionRunId from the /act answer; runs are kept 30 days by default "
+             "(--action-run-retention)."},
+    CodeInfo{Code::kInvalidInput, "invalid_input", 400,
+             "The input does not match the action's inputSchema (the message names the field)",
+             "Fix the field the message names; 'agentgate action get ID' shows the inputSchema."},
+    CodeInfo{Code::kPermissionDenied, "permission_denied", 403,
+             "The agent holds no active grant for this action, or the input breaks the grant's "
+             "scope (constraint names the rule)",
+             "Ask the person for a grant (or a wider scope), or change the input to fit the "
+             "scope the constraint names."},
+    CodeInfo{Code::kUpstreamTimeout, "upstream_timeout", 504,
+             "The external app did not answer within the deadline",
+             "Retry later; a write without an Idempotency-Key may or may not have been carried "
+             "out, so check the app before repeating it."},
 };
 
-static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kEgressDenied) + 1,
+static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kUpstreamTimeout) + 1,
               "every Code needs a catalogue entry");
 
 }  // namespace

@@ -48,6 +48,11 @@ enum class Code : std::uint8_t {
   kConnectionDisconnected,
   kUpstreamError,
   kEgressDenied,
+  kActionNotFound,
+  kActionRunNotFound,
+  kInvalidInput,
+  kPermissionDenied,
+  kUpstreamTimeout,
 };
 
 struct CodeInfo {

@@ -397,6 +397,95 @@ struct ConnectSessionRecord {
   std::optional<std::int64_t> used_at_ms;
 };
 
+
+// A reusable action. Its scope follows which ids are set: connection_id (connection-level: one
+// connection; integration_id is then that connection's integration), else integration_id
+// (integration-level: every connection of the integration), else neither (universal: every
+// connection). A universal action is overridden on an integration by an integration-level
+// action with the same key.
+struct ActionRecord {
+  std::string id;  // "act_…"
+  std::string workspace_id;
+  std::string key;  // "" when none (dispatched by id only)
+  std::string name;
+  std::string description;
+  std::string type;                // "api-request-to-external-app"
+  std::string integration_id;      // "" = universal (unless connection-level)
+  std::string connection_id;       // "" unless connection-level
+  std::string config_json;         // JSON object ({"request": {...}})
+  std::string input_schema_json;   // JSON object, "" when none
+  std::string output_schema_json;  // JSON object, "" when none
+  std::optional<std::int64_t> archived_at_ms;
+  std::int64_t created_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+};
+
+struct ActionFilter {
+  std::string workspace_id;
+  // The surface of a connection or an integration: when connection_id is set, the actions usable
+  // on it (universal, integration-level of surface_integration_id, connection-level of
+  // connection_id); when only surface_integration_id is set, universal and that integration's
+  // integration-level actions. Both "" = every action of the workspace.
+  std::string connection_id;
+  std::string surface_integration_id;
+  std::string key;  // "" = any; exact key
+  bool include_archived = false;
+  std::int64_t after_created_ms = -1;  // the cursor: rows after (created_at, id)
+  std::string after_id;
+  int limit = 100;
+};
+
+// One run of an action (or of an inline api request) through a connection.
+struct ActionRunRecord {
+  std::string id;  // "run_…"
+  std::string workspace_id;
+  std::string tenant_key;
+  std::string action_id;   // "" for an inline api request
+  std::string action_key;
+  std::string connection_id;  // "" when the run failed before one was chosen
+  std::string integration_id;
+  std::string actor_kind;  // as in activity events: session, api_token, tenant_token, agent, mcp
+  std::string actor_id;
+  std::string agent_id;  // the agent that acted under a grant, "" otherwise
+  std::string grant_id;  // the grant it acted under, "" otherwise
+  std::string status;    // "success" or "error"
+  std::string input_json;    // JSON, "" when none
+  std::string output_json;   // JSON, "" when none
+  std::string error_json;    // the Error answer's JSON object, "" on success
+  std::string details_json;  // JSON object with the redacted HTTP exchanges, "" when none
+  std::int64_t started_at_ms = 0;
+  std::int64_t finished_at_ms = 0;
+};
+
+struct ActionRunFilter {
+  std::string workspace_id;
+  std::string tenant_key;     // "" = every tenant (manager)
+  std::string agent_id;       // "" = any
+  std::string action_id;      // "" = any
+  std::string connection_id;  // "" = any
+  std::string status;         // "" = any
+  std::int64_t before_started_ms = -1;  // the cursor, newest first: rows before (started_at, id)
+  std::string before_id;
+  int limit = 100;
+};
+
+// One budget of a grant's scope, charged by a run: `amount` more of `field` in the window that
+// starts at window_start_ms, allowed while the window's total stays within `limit`. Amounts are
+// integers in the caller's fixed-point unit.
+struct BudgetCharge {
+  std::string grant_id;
+  std::string field;
+  std::int64_t window_start_ms = 0;
+  std::int64_t amount = 0;
+  std::int64_t limit = 0;
+};
+
+struct BudgetOutcome {
+  bool charged = false;      // every charge was applied; otherwise none was
+  std::size_t failed = 0;    // when not charged: the index of the first charge that did not fit
+  std::vector<std::int64_t> used;  // per charge: the window's total after (or now, when refused)
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -562,6 +651,32 @@ class Store {
   // Oldest first, from the cursor.
   virtual Result<std::vector<ConnectionRecord>> ListConnections(
       const ConnectionFilter& filter) = 0;
+
+  // Key unique (among unarchived actions) per workspace, integration and connection: conflict
+  // otherwise. Update writes every field (restore = archived_at_ms cleared), conflict likewise.
+  virtual Status InsertAction(const ActionRecord& action, const Effects& effects) = 0;
+  virtual Status UpdateAction(const ActionRecord& action, const Effects& effects) = 0;
+  virtual Result<std::optional<ActionRecord>> FindAction(const std::string& workspace_id,
+                                                         const std::string& id) = 0;
+  // Oldest first, from the cursor.
+  virtual Result<std::vector<ActionRecord>> ListActions(const ActionFilter& filter) = 0;
+
+  virtual Status InsertActionRun(const ActionRunRecord& run, const Effects& effects) = 0;
+  virtual Result<std::optional<ActionRunRecord>> FindActionRun(const std::string& workspace_id,
+                                                               const std::string& id) = 0;
+  // Newest first, from the cursor.
+  virtual Result<std::vector<ActionRunRecord>> ListActionRuns(const ActionRunFilter& filter) = 0;
+  // Deletes runs that started before the cutoff; returns how many.
+  virtual Result<std::int64_t> DeleteActionRunsBefore(std::int64_t before_ms) = 0;
+
+  // Applies every charge, or none: atomically, so concurrent runs (on any node) never take a
+  // window past its limit.
+  virtual Result<BudgetOutcome> ChargeBudgets(const std::vector<BudgetCharge>& charges) = 0;
+  // Gives charges back (a run that was refused before the app carried it out); never below 0.
+  virtual Status RefundBudgets(const std::vector<BudgetCharge>& charges) = 0;
+  // The window's total so far (0 when nothing was charged).
+  virtual Result<std::int64_t> BudgetUsed(const std::string& grant_id, const std::string& field,
+                                          std::int64_t window_start_ms) = 0;
 
   virtual Status InsertConnectSession(const ConnectSessionRecord& session) = 0;
   // Unused and unexpired at now_ms.
