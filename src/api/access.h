@@ -37,8 +37,9 @@ enum Ability : std::uint32_t {
   kTokenManage = 1u << 8,
   kConnectionManage = 1u << 9,
   kWorkspaceManage = 1u << 10,
+  kAct = 1u << 11,
 };
-inline constexpr std::uint32_t kAllAbilities = (1u << 11) - 1;
+inline constexpr std::uint32_t kAllAbilities = (1u << 12) - 1;
 
 struct AbilityInfo {
   Ability bit;

@@ -234,7 +234,9 @@ void Service::AddRoute(http::Router& router, const RouteSpec& spec) {
                  r = Fail(req, who.take_error());
                } else if (call.who = std::move(*who);
                           call.who.kind == ActorKind::kApiToken && spec.ability != 0 &&
-                          !call.who.Has(static_cast<Ability>(spec.ability))) {
+                          !call.who.Has(static_cast<Ability>(spec.ability)) &&
+                          // connection:manage includes running through one's connections.
+                          !(spec.ability == kAct && call.who.Has(kConnectionManage))) {
                  r = Fail(req, MissingAbility(req, spec));
                } else {
                  if (spec.idempotent) {
@@ -263,7 +265,8 @@ Principal Service::PersonOf(const store::SessionInfo& session) const {
 
 Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& spec) {
   std::string_view bearer = http::BearerToken(req.authorization);
-  const bool engine = spec.access == Access::kTenant || spec.access == Access::kManager;
+  const bool engine = spec.access == Access::kTenant || spec.access == Access::kManager ||
+                      spec.access == Access::kTenantOrAgent;
   // A JSON Web Token ("eyJ…" in three parts): a tenant or manager token.
   if (bearer.size() > 20 && bearer.substr(0, 3) == "eyJ" &&
       std::count(bearer.begin(), bearer.end(), '.') == 2) {
@@ -286,6 +289,7 @@ Result<Principal> Service::Identify(const http::Request& req, const RouteSpec& s
   }
   auto who = IdentifyCaller(req, spec);
   if (!who.ok() || !engine) return who;
+  if (who->kind == ActorKind::kAgent) return who;  // acts in the tenant of the grant's person
   ScopePerson(*who);
   if (spec.access == Access::kManager && !who->admin) {
     return MakeError(Code::kForbidden, "This endpoint is for workspace admins",
@@ -335,6 +339,22 @@ Result<Principal> Service::IdentifyCaller(const http::Request& req, const RouteS
         if (session.ok()) who = PersonOf(*session);
       }
       return who;
+    case Access::kTenantOrAgent:
+      if (!bearer.empty() && http::CookieValue(req.cookie, "ap_session").empty()) {
+        // An agent's secret: the agent acts, under its grants.
+        auto agent = index_.AgentOfSecret(crypto::Sha256(bearer));
+        if (!agent) {
+          return MakeError(Code::kUnauthorized, "The agent secret is not valid",
+                           "Send the secret POST /agent/register gave the agent "
+                           "('Authorization: Bearer sk_ap_...'), a tenant token, or an access "
+                           "token with the 'act' ability.");
+        }
+        who.kind = ActorKind::kAgent;
+        who.actor_id = *agent;
+        who.workspace_id = "ws_default";
+        return who;
+      }
+      [[fallthrough]];
     case Access::kPerson:
     case Access::kTenant:
     case Access::kManager:
@@ -502,6 +522,8 @@ void Service::Housekeeping(std::int64_t check_retention_ms) {
   std::int64_t now = clock_.NowMs();
   Status s = store_.Prune(now, now - check_retention_ms);
   if (!s.ok()) logger_.Warn("pruning failed: " + std::string(s.error().Message()));
+  auto runs = store_.DeleteActionRunsBefore(now - options_.action_run_retention_ms);
+  if (!runs.ok()) logger_.Warn("pruning run logs failed: " + std::string(runs.error().Message()));
   index_.Sweep(now);
   tokens_.Sweep(now);
 }

@@ -20,6 +20,7 @@
 #include "authz/permission_index.h"
 #include "authz/rate_limiter.h"
 #include "core/log.h"
+#include "engine/action.h"
 #include "engine/connector.h"
 #include "engine/oauth.h"
 #include "core/time.h"
@@ -29,6 +30,7 @@
 #include "mail/mailer.h"
 #include "mcp/server.h"
 #include "store/store.h"
+#include "webhooks/sender.h"
 
 namespace agentgate::api {
 
@@ -50,6 +52,10 @@ struct ServiceOptions {
   std::vector<std::string> mcp_origins;
   // About 1.5 s of checks at full speed, ~35 MB; beyond it records (not counts) drop.
   std::size_t max_pending_checks = 200'000;
+  // /act: how long one run may take with its retries (--act-timeout), and how long run logs are
+  // kept (--action-run-retention).
+  std::int64_t act_timeout_ms = 30'000;
+  std::int64_t action_run_retention_ms = 30LL * 86'400'000;
 };
 
 // Check records waiting to be written, in shards so concurrent checks rarely share a lock.
@@ -117,6 +123,8 @@ class Service {
     // Workspace administration: a manager token, or an admin person (an admin's access token
     // with workspace:manage).
     kManager,
+    // As kTenant, and also an agent by its secret (which acts under its grants): /act.
+    kTenantOrAgent,
   };
   // One call in progress: its caller, and what its activity event should say.
   struct Call {
@@ -299,8 +307,44 @@ class Service {
                                                   const std::string& stale_access_token,
                                                   bool ignore_cooldown);
   Result<ConnectContext> ConnectContextOf(std::string_view token);
+  // Actions and runs (actions_api.cc, act_api.cc).
+  struct ActRun;
   Result<store::ConnectionRecord> ResolveActConnection(const Principal& who,
-                                                       const json::object& body);
+                                                       const json::object& body,
+                                                       const std::string& integration_hint);
+  Result<store::ActionRecord> ActionForKey(const store::ConnectionRecord& c,
+                                           const std::string& key);
+  Result<webhooks::DeliveryResult> CallApp(ActRun& run, const engine::Connector& connector,
+                                           const std::string& base,
+                                           const engine::ApiRequest& request, bool repeatable);
+  http::Response RunAct(http::Request& req, Call& call, const json::object& body,
+                        std::string_view selector);
+  http::Response RecordRun(http::Request& req, Call& call, ActRun& run, int status,
+                           std::string body, std::string_view error_code,
+                           std::string_view constraint);
+  http::Response FailRun(http::Request& req, Call& call, ActRun& run, Error error,
+                         json::object extra);
+  json::object ActionJson(const store::ActionRecord& a);
+  Status ParseActionFields(const json::object& body, store::ActionRecord& a, bool merge);
+  Result<store::ActionRecord> FindActionOf(const Principal& who, std::string_view selector,
+                                           const http::Query& hints, bool include_archived);
+  http::Response WriteAction(http::Request& req, Call& call, bool merge);
+  http::Response SetActionArchived(http::Request& req, Call& call, bool archived);
+  json::object ActionRunJson(const store::ActionRunRecord& r, bool details);
+  Result<store::ActionRunRecord> OwnActionRun(const Principal& who, std::string_view id);
+  http::Response CreateAction(http::Request& req, Call& call);
+  http::Response ListActions(http::Request& req, Call& call);
+  http::Response GetAction(http::Request& req, Call& call);
+  http::Response UpdateAction(http::Request& req, Call& call);
+  http::Response ReplaceAction(http::Request& req, Call& call);
+  http::Response DeleteAction(http::Request& req, Call& call);
+  http::Response RestoreAction(http::Request& req, Call& call);
+  http::Response RunAction(http::Request& req, Call& call);
+  http::Response GetActionRun(http::Request& req, Call& call);
+  http::Response GetActionRunDetails(http::Request& req, Call& call);
+  http::Response ListActionRuns(http::Request& req, Call& call);
+  http::Response ExportWorkspace(http::Request& req, Call& call);
+  http::Response ImportWorkspace(http::Request& req, Call& call);
   http::Response GetCredentials(http::Request& req, Call& call);
   http::Response RotateWorkspaceSecret(http::Request& req, Call& call);
   http::Response MintTenantToken(http::Request& req, Call& call);

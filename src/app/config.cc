@@ -114,8 +114,11 @@ Options (environment variable in brackets):
   --check-retention DURATION how long the activity log (check records included) and finished
                             webhook deliveries are kept (default 30d)
   --token-ttl DURATION      default lifetime of access tokens (default 90d)
-  --allow-private-egress    let webhook URLs point at private, loopback and link-local
-                            addresses (refused by default: they reach into your own network)
+  --allow-private-egress    let webhook URLs, OAuth endpoints and connected apps (/act) be at
+                            private, loopback and link-local addresses (refused by default:
+                            they reach into your own network)
+  --act-timeout DURATION    deadline of one /act run with its retries (default 30s)
+  --action-run-retention DURATION  how long action run logs are kept (default 30d)
   --mcp-origin ORIGIN       a browser origin (scheme://host[:port]) allowed to call /mcp besides
                             this server's own and loopback ones; repeatable
   --webhook-retry-base DURATION  wait before the first webhook retry; doubles each time, with
@@ -201,7 +204,8 @@ Result<ServeConfig> ParseServeArgs(const std::vector<std::string>& args) {
     } else if (arg == "--read-timeout" || arg == "--flush-interval" ||
                arg == "--check-retention" || arg == "--token-ttl" ||
                arg == "--webhook-retry-base" || arg == "--webhook-retry-max" ||
-               arg == "--webhook-timeout") {
+               arg == "--webhook-timeout" || arg == "--act-timeout" ||
+               arg == "--action-run-retention") {
       if (!(s = need(v)).ok()) return s.take_error();
       auto ms = ParseDurationMs(v);
       if (!ms.ok()) return Bad(arg + ": " + std::string(ms.error().Message()));
@@ -212,6 +216,11 @@ Result<ServeConfig> ParseServeArgs(const std::vector<std::string>& args) {
       if (arg == "--read-timeout") c.server.read_timeout_ms = *ms;
       if (arg == "--flush-interval") c.flush_interval_ms = *ms;
       if (arg == "--check-retention") c.check_retention_ms = *ms;
+      if (arg == "--act-timeout") {
+        if (*ms < 100 || *ms > 600'000) return Bad("--act-timeout must be between 100ms and 10m");
+        c.service.act_timeout_ms = *ms;
+      }
+      if (arg == "--action-run-retention") c.service.action_run_retention_ms = *ms;
     } else if (arg == "--admin-email") {
       if (!(s = need(v)).ok()) return s.take_error();
       if (!cli_admins) admins.clear();

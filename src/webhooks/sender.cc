@@ -438,7 +438,11 @@ DeliveryResult SendOrThrow(const Destination& dest, const OutboundRequest& req) 
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   const bool answered = rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && t.cut_short);
+  curl_off_t connect_us = 0;
+  curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect_us);
+  result.connected = connect_us > 0 || status != 0;
   if (!answered) {
+    result.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
     result.error = DescribeFailure(rc, error_buffer, timeout, t);
     // A status without the rest of the response (the body stalled, say) is not an answer: the
     // spec counts it as a failure, and the delivery is retried under the same webhook-id.

@@ -38,6 +38,11 @@ struct DeliveryResult {
   // Why no response arrived ("connection refused or unreachable", "no response within 15 s",
   // ...), fit to show to the webhook's owner; "" when the receiver answered.
   std::string error;
+  // No answer within the time limit (then `error` says so too).
+  bool timed_out = false;
+  // The connection was made, so the request may have reached the receiver (and been acted on)
+  // even when no answer came back.
+  bool connected = false;
   // The first kResponseExcerptBytes bytes of the response body, with invalid UTF-8 replaced by
   // U+FFFD so it can be stored and shown as text.
   std::string response_excerpt;
