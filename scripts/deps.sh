@@ -4,7 +4,8 @@
 set -euo pipefail
 
 want=(build-essential cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev
-      libboost-url1.81-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev ca-certificates)
+      libboost-url1.81-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libpsl-dev
+      ca-certificates)
 for group in "${@:-build}"; do
   case "$group" in
     build) ;;

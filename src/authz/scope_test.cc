@@ -1,9 +1,11 @@
-// Tests for scope validation and evaluation: max_<field> and allowed_<field> constraints.
+// Tests for scope validation and evaluation: max_<field>, allowed_<field> and budget_<field>
+// constraints, and the budget helpers (BudgetsOf, windows, units).
 #include "authz/scope.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
 namespace agentgate::authz {
@@ -362,6 +364,192 @@ TEST(EvaluateScopeTest, ReasonAndConstraintNameTheKey) {
     EXPECT_EQ(v.reason.rfind(std::string("Scope constraint ") + c.key + " failed: ", 0), 0u)
         << v.reason;
   }
+}
+
+// --- budget_ ---------------------------------------------------------------------------------
+
+TEST(ValidateScopeBudgetTest, AcceptsWellFormedBudgets) {
+  for (const char* scope : {
+           R"({"budget_spend":{"limit":500,"period":"30d"}})",
+           R"({"budget_spend":{"period":"1h","limit":0.5}})",
+           R"({"budget_spend":{"limit":1,"period":"3650d"}})",
+           R"({"budget_spend":{"limit":1,"period":"60s"},"max_spend":10,"note":"x"})",
+       }) {
+    Status s = ValidateScope(Obj(scope));
+    EXPECT_TRUE(s.ok()) << scope << ": " << s.error().Message();
+  }
+}
+
+TEST(ValidateScopeBudgetTest, RefusesBadBudgetsNamingTheKey) {
+  struct Case {
+    const char* scope;
+    const char* message;
+  };
+  const std::string kLimit = "scope.budget_spend.limit must be a number greater than 0";
+  const std::string kPeriod =
+      "scope.budget_spend.period must be a whole number followed by s, m, h or d (e.g. \"30d\", "
+      "\"1h\"), at most 3650d";
+  const std::string kObject =
+      "scope.budget_spend must be an object {\"limit\": number, \"period\": \"30d\"}";
+  const Case kCases[] = {
+      {R"({"budget_spend":{"period":"30d"}})", kLimit.c_str()},
+      {R"({"budget_spend":{"limit":0,"period":"30d"}})", kLimit.c_str()},
+      {R"({"budget_spend":{"limit":0.0,"period":"30d"}})", kLimit.c_str()},
+      {R"({"budget_spend":{"limit":-5,"period":"30d"}})", kLimit.c_str()},
+      {R"({"budget_spend":{"limit":"500","period":"30d"}})", kLimit.c_str()},
+      {R"({"budget_spend":{"limit":null,"period":"30d"}})", kLimit.c_str()},
+      {R"({"budget_spend":{"limit":true,"period":"30d"}})", kLimit.c_str()},
+      {R"({"budget_spend":{"limit":5,"period":"30x"}})", kPeriod.c_str()},
+      {R"({"budget_spend":{"limit":5,"period":"0d"}})", kPeriod.c_str()},
+      {R"({"budget_spend":{"limit":5,"period":"-1d"}})", kPeriod.c_str()},
+      {R"({"budget_spend":{"limit":5,"period":"3651d"}})", kPeriod.c_str()},
+      {R"({"budget_spend":{"limit":5,"period":""}})",
+       "scope.budget_spend.period must be a whole number followed by s, m, h or d (e.g. \"30d\", "
+       "\"1h\"), at most 3650d"},
+      {R"({"budget_spend":{"limit":5,"period":30}})",
+       "scope.budget_spend.period must be a duration such as \"30d\" or \"1h\""},
+      {R"({"budget_spend":{"limit":5}})",
+       "scope.budget_spend.period must be a duration such as \"30d\" or \"1h\""},
+      {R"({"budget_spend":{"limit":5,"period":"30d","currency":"EUR"}})",
+       "scope.budget_spend has an unknown field 'currency'; allowed: limit, period"},
+      {R"({"budget_spend":500})", kObject.c_str()},
+      {R"({"budget_spend":null})", kObject.c_str()},
+      {R"({"budget_spend":[500,"30d"]})", kObject.c_str()},
+      {R"({"budget_":{"limit":5,"period":"30d"}})",
+       "scope.budget_ names no field: write e.g. max_spend, allowed_currency or budget_spend"},
+  };
+  for (const Case& c : kCases) {
+    Status s = ValidateScope(Obj(c.scope));
+    ASSERT_FALSE(s.ok()) << c.scope;
+    EXPECT_EQ(s.error().code, Code::kInvalidField) << c.scope;
+    EXPECT_EQ(s.error().message, c.message) << c.scope;
+  }
+}
+
+TEST(EvaluateScopeBudgetTest, WithinTheLimitPasses) {
+  const char* scope = R"({"budget_spend":{"limit":500,"period":"30d"}})";
+  ExpectPass(scope, R"({"spend":0})");
+  ExpectPass(scope, R"({"spend":499.99})");
+  ExpectPass(scope, R"({"spend":500})");
+  ExpectPass(R"({"budget_spend":{"limit":0.5,"period":"1h"}})", R"({"spend":0.5})");
+}
+
+TEST(EvaluateScopeBudgetTest, OverTheLimitFails) {
+  ExpectFail(R"({"budget_spend":{"limit":500,"period":"30d"}})", R"({"spend":500.01})",
+             "budget_spend",
+             "Scope constraint budget_spend failed: spend is 500.01, the budget is 500 per 30d");
+  ExpectFail(R"({"budget_spend":{"limit":0.5,"period":"1h"}})", R"({"spend":1})", "budget_spend",
+             "Scope constraint budget_spend failed: spend is 1, the budget is 0.5 per 1h");
+}
+
+TEST(EvaluateScopeBudgetTest, MissingFieldFailsClosed) {
+  const char* scope = R"({"budget_spend":{"limit":500,"period":"30d"}})";
+  ExpectFail(scope, "{}", "budget_spend",
+             "Scope constraint budget_spend failed: context has no 'spend'");
+  ExpectFail(scope, R"({"spend":null})", "budget_spend",
+             "Scope constraint budget_spend failed: context has no 'spend'");
+}
+
+TEST(EvaluateScopeBudgetTest, NegativeAndNonNumbersFail) {
+  const char* scope = R"({"budget_spend":{"limit":500,"period":"30d"}})";
+  // A negative amount would refund the budget: refused, not netted.
+  ExpectFail(scope, R"({"spend":-1})", "budget_spend",
+             "Scope constraint budget_spend failed: spend is -1, a budget is only spent by "
+             "amounts of 0 or more");
+  ExpectFail(scope, R"({"spend":-0.01})", "budget_spend",
+             "Scope constraint budget_spend failed: spend is -0.01, a budget is only spent by "
+             "amounts of 0 or more");
+  ExpectFail(scope, R"({"spend":"100"})", "budget_spend",
+             "Scope constraint budget_spend failed: spend is \"100\", not a number");
+}
+
+TEST(EvaluateScopeBudgetTest, MalformedBudgetFailsClosed) {
+  for (const char* scope : {R"({"budget_spend":500})",
+                            R"({"budget_spend":{"limit":0,"period":"1d"}})",
+                            R"({"budget_spend":{"limit":5,"period":"soon"}})"}) {
+    ExpectFail(scope, R"({"spend":1})", "budget_spend",
+               "Scope constraint budget_spend failed: the budget is not {limit > 0, period}");
+  }
+}
+
+TEST(EvaluateScopeBudgetTest, OrderWithOtherConstraints) {
+  const char* scope =
+      R"({"budget_spend":{"limit":100,"period":"1d"},"max_spend":50,"allowed_currency":["EUR"]})";
+  ExpectPass(scope, R"({"spend":50,"currency":"EUR"})");
+  EXPECT_EQ(Eval(scope, R"({"spend":150,"currency":"EUR"})").constraint, "budget_spend");
+  EXPECT_EQ(Eval(scope, R"({"spend":60,"currency":"EUR"})").constraint, "max_spend");
+}
+
+TEST(BudgetsOfTest, ListsBudgetsInScopeOrder) {
+  std::vector<Budget> budgets = BudgetsOf(Obj(R"({
+      "max_spend": 5,
+      "budget_spend": {"limit": 500, "period": "30d"},
+      "note": "x",
+      "budget_calls": {"period": "1h", "limit": 0.25},
+      "budget_": {"limit": 1, "period": "1d"},
+      "budget_broken": {"limit": -1, "period": "1d"}
+  })"));
+  ASSERT_EQ(budgets.size(), 2u);
+  EXPECT_EQ(budgets[0].key, "budget_spend");
+  EXPECT_EQ(budgets[0].field, "spend");
+  EXPECT_EQ(budgets[0].limit, 500);
+  EXPECT_EQ(budgets[0].period_ms, 30LL * 86'400'000);
+  EXPECT_EQ(budgets[1].key, "budget_calls");
+  EXPECT_EQ(budgets[1].field, "calls");
+  EXPECT_EQ(budgets[1].limit, 0.25);
+  EXPECT_EQ(budgets[1].period_ms, 3'600'000);
+  EXPECT_TRUE(BudgetsOf(Obj(R"({"max_spend":5})")).empty());
+}
+
+TEST(BudgetWindowStartTest, WindowsRunBackToBackFromTheAnchor) {
+  const std::int64_t anchor = 1'700'000'000'123;
+  const std::int64_t day = 86'400'000;
+  EXPECT_EQ(BudgetWindowStart(anchor, day, anchor), anchor);
+  EXPECT_EQ(BudgetWindowStart(anchor, day, anchor + 1), anchor);
+  EXPECT_EQ(BudgetWindowStart(anchor, day, anchor + day - 1), anchor);
+  // Exactly one period later a new window begins.
+  EXPECT_EQ(BudgetWindowStart(anchor, day, anchor + day), anchor + day);
+  EXPECT_EQ(BudgetWindowStart(anchor, day, anchor + day + 1), anchor + day);
+  EXPECT_EQ(BudgetWindowStart(anchor, day, anchor + 3 * day - 1), anchor + 2 * day);
+  EXPECT_EQ(BudgetWindowStart(anchor, day, anchor + 3 * day), anchor + 3 * day);
+  EXPECT_EQ(BudgetWindowStart(anchor, 3650 * day, anchor + 3651 * day), anchor + 3650 * day);
+}
+
+TEST(BudgetWindowStartTest, NowBeforeTheAnchorIsTheFirstWindow) {
+  const std::int64_t anchor = 1'700'000'000'000;
+  EXPECT_EQ(BudgetWindowStart(anchor, 60'000, anchor - 1), anchor);
+  EXPECT_EQ(BudgetWindowStart(anchor, 60'000, anchor - 10 * 60'000), anchor);
+  EXPECT_EQ(BudgetWindowStart(anchor, 60'000, 0), anchor);
+}
+
+TEST(BudgetUnitsTest, SumsInUnitsAreExact) {
+  // In doubles 0.1 + 0.2 != 0.3; in units each amount rounds to whole millionths first.
+  EXPECT_NE(0.1 + 0.2, 0.3);
+  EXPECT_EQ(ToBudgetUnits(0.1) + ToBudgetUnits(0.2), ToBudgetUnits(0.3));
+  EXPECT_EQ(ToBudgetUnits(0.3), 300'000);
+  std::int64_t total = 0;
+  for (int i = 0; i < 10; ++i) total += ToBudgetUnits(0.1);
+  EXPECT_EQ(total, ToBudgetUnits(1));
+  EXPECT_EQ(FromBudgetUnits(ToBudgetUnits(0.1) + ToBudgetUnits(0.2)), 0.3);
+}
+
+TEST(BudgetUnitsTest, RoundsToSixDecimalsHalfAwayFromZero) {
+  EXPECT_EQ(ToBudgetUnits(0), 0);
+  EXPECT_EQ(ToBudgetUnits(1), 1'000'000);
+  EXPECT_EQ(ToBudgetUnits(12.345678), 12'345'678);
+  EXPECT_EQ(ToBudgetUnits(0.0000004), 0);
+  EXPECT_EQ(ToBudgetUnits(0.0000006), 1);
+  EXPECT_EQ(ToBudgetUnits(0.0000025), 3);  // 2.5 units, up
+  EXPECT_EQ(ToBudgetUnits(-0.0000025), -3);
+  EXPECT_EQ(ToBudgetUnits(-1.5), -1'500'000);
+  EXPECT_EQ(FromBudgetUnits(1'500'000), 1.5);
+  EXPECT_EQ(FromBudgetUnits(-1), -0.000001);
+}
+
+TEST(BudgetUnitsTest, HugeAmountsSaturate) {
+  EXPECT_EQ(ToBudgetUnits(1e300), std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(ToBudgetUnits(-1e300), std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(ToBudgetUnits(9e12), 9'000'000'000'000'000'000);
 }
 
 }  // namespace

@@ -40,27 +40,33 @@ struct ApiRequest {
 // the base URL.
 Result<ApiRequest> ParseApiRequest(const json::value& value, std::string_view where);
 // The request as JSON again ({method, path, query?, headers?, body?}), for storing and showing.
+// A query name that repeats (a rendered request's array input) shows as an array of its values;
+// a repeated header as one value joined with ", ".
 json::object ApiRequestToJson(const ApiRequest& request);
 
 // A path under the base URL: starts with '/', at most 2048 characters, no "//" prefix, "://",
 // backslash, control characters, spaces or '#', and no "." or ".." segment (also percent-encoded)
-// or "%2f". Errors: invalid_field (`field` named) or egress_denied.
+// or "%2f" or "%5c" (an encoded backslash, a separator to some servers). Errors: invalid_field
+// (`field` named) or egress_denied.
 Status CheckApiPath(std::string_view path, std::string_view field = "api.path");
 // True for the headers agentgate sets itself (see ParseApiRequest).
 bool ForbiddenHeader(std::string_view name);
 
 // Renders an action's request template with its input.
-// - "{{input.a.b}}" placeholders (spaces inside the braces allowed) in the path (the value
-//   percent-encoded as one segment), query values and header values (the value as text: strings
-//   as they are, numbers and booleans as JSON), and body strings: a body string that is exactly
-//   one placeholder takes the value with its JSON type; inside a longer string, as text.
+// - "{{input.a.b}}" placeholders (spaces inside the braces allowed; names [A-Za-z0-9_-]; other
+//   text between braces stays literal) in the path (the value percent-encoded as one segment:
+//   all but unreserved characters, so "/" is "%2F"; an empty value is refused), query values and
+//   header values (the value as text: strings as they are, numbers and booleans as JSON; objects,
+//   arrays and null refused with invalid_input; a header value with CR, LF or NUL too), and body
+//   strings: a body string that is exactly one placeholder takes the value with its JSON type;
+//   inside a longer string, as text (other values as JSON).
 // - A placeholder naming a missing input field: invalid_input naming it ("input.a.b is required
 //   by the action's request").
 // - Default placement of the input: when the template has no body (POST, PUT, PATCH), the body is
 //   the input's top-level fields not used by any placeholder (as a JSON object; nothing when
-//   that is empty); when it has no query (GET, DELETE, HEAD), those fields go to the query
-//   string (strings, numbers and booleans; an array repeats the name; objects and nulls are
-//   refused with invalid_input).
+//   that is empty); when it has no query (GET, DELETE, HEAD; a "?..." in the path does not
+//   count), those fields go to the query string (strings, numbers and booleans; an array repeats
+//   the name; objects and nulls are refused with invalid_input).
 // The rendered path is checked again with CheckApiPath (an input of ".." gives egress_denied).
 Result<ApiRequest> RenderActionRequest(const ApiRequest& request_template,
                                        const json::object& input);
@@ -76,7 +82,8 @@ class Redactor {
   void AddBasicCredentials(std::string_view user, std::string_view password);
   // Names of headers (and query parameters) whose whole value is a credential, whatever it is:
   // Authorization, Proxy-Authorization, Cookie, Set-Cookie and X-Api-Key by default, plus those
-  // added here (the connector's injected names). Case-insensitive for headers.
+  // added here (the connector's injected names). Case-insensitive (for query parameters too:
+  // redacting more is the safe side).
   void AddCredentialName(std::string_view name);
 
   std::string Redact(std::string_view text) const;
