@@ -2283,6 +2283,504 @@ TYPED_TEST_P(StoreContractTest, ResealAllRewritesEverySealedValue) {
   EXPECT_FALSE(store.ResealAll(failing).ok());
 }
 
+// --- actions, runs and budgets ------------------------------------------------------------------
+
+// An action of workspace ws: universal when integration_id and connection_id are "".
+inline ActionRecord TestAction(const std::string& ws, const std::string& id, const std::string& key,
+                               const std::string& integration_id = "",
+                               const std::string& connection_id = "",
+                               std::int64_t created_at_ms = kNow) {
+  ActionRecord a;
+  a.id = id;
+  a.workspace_id = ws;
+  a.key = key;
+  a.name = "Action " + id;
+  a.description = "does " + key;
+  a.type = "api-request-to-external-app";
+  a.integration_id = integration_id;
+  a.connection_id = connection_id;
+  a.config_json = R"({"request":{"method":"GET","path":"/)" + key + R"("}})";
+  a.input_schema_json = R"({"type":"object"})";
+  a.created_at_ms = created_at_ms;
+  a.updated_at_ms = created_at_ms;
+  return a;
+}
+
+inline void ExpectSameAction(const ActionRecord& actual, const ActionRecord& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.workspace_id, expected.workspace_id);
+  EXPECT_EQ(actual.key, expected.key);
+  EXPECT_EQ(actual.name, expected.name);
+  EXPECT_EQ(actual.description, expected.description);
+  EXPECT_EQ(actual.type, expected.type);
+  EXPECT_EQ(actual.integration_id, expected.integration_id);
+  EXPECT_EQ(actual.connection_id, expected.connection_id);
+  EXPECT_EQ(actual.config_json, expected.config_json);
+  EXPECT_EQ(actual.input_schema_json, expected.input_schema_json);
+  EXPECT_EQ(actual.output_schema_json, expected.output_schema_json);
+  EXPECT_EQ(actual.archived_at_ms, expected.archived_at_ms);
+  EXPECT_EQ(actual.created_at_ms, expected.created_at_ms);
+  EXPECT_EQ(actual.updated_at_ms, expected.updated_at_ms);
+}
+
+inline ActionFilter ActionsOf(const std::string& ws, const std::string& connection_id = "",
+                              const std::string& surface_integration_id = "") {
+  ActionFilter f;
+  f.workspace_id = ws;
+  f.connection_id = connection_id;
+  f.surface_integration_id = surface_integration_id;
+  return f;
+}
+
+inline std::vector<std::string> ActionIds(Store& store, const ActionFilter& filter) {
+  Result<std::vector<ActionRecord>> actions = store.ListActions(filter);
+  EXPECT_TRUE(actions.ok()) << actions.error().message;
+  std::vector<std::string> ids;
+  if (!actions.ok()) return ids;
+  for (const ActionRecord& a : *actions) ids.push_back(a.id);
+  return ids;
+}
+
+inline ActionRunRecord TestRun(const std::string& ws, const std::string& id,
+                               const std::string& tenant, std::int64_t started_at_ms) {
+  ActionRunRecord r;
+  r.id = id;
+  r.workspace_id = ws;
+  r.tenant_key = tenant;
+  r.action_id = "act_1";
+  r.action_key = "list-repos";
+  r.connection_id = "conn_1";
+  r.integration_id = "int_1";
+  r.actor_kind = "agent";
+  r.actor_id = "ap_1";
+  r.agent_id = "ap_1";
+  r.grant_id = "g_1";
+  r.status = "success";
+  r.input_json = R"({"org":"acme"})";
+  r.output_json = R"({"repos":[]})";
+  r.details_json = R"({"requests":[]})";
+  r.started_at_ms = started_at_ms;
+  r.finished_at_ms = started_at_ms + 25;
+  return r;
+}
+
+inline void ExpectSameRun(const ActionRunRecord& actual, const ActionRunRecord& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.workspace_id, expected.workspace_id);
+  EXPECT_EQ(actual.tenant_key, expected.tenant_key);
+  EXPECT_EQ(actual.action_id, expected.action_id);
+  EXPECT_EQ(actual.action_key, expected.action_key);
+  EXPECT_EQ(actual.connection_id, expected.connection_id);
+  EXPECT_EQ(actual.integration_id, expected.integration_id);
+  EXPECT_EQ(actual.actor_kind, expected.actor_kind);
+  EXPECT_EQ(actual.actor_id, expected.actor_id);
+  EXPECT_EQ(actual.agent_id, expected.agent_id);
+  EXPECT_EQ(actual.grant_id, expected.grant_id);
+  EXPECT_EQ(actual.status, expected.status);
+  EXPECT_EQ(actual.input_json, expected.input_json);
+  EXPECT_EQ(actual.output_json, expected.output_json);
+  EXPECT_EQ(actual.error_json, expected.error_json);
+  EXPECT_EQ(actual.details_json, expected.details_json);
+  EXPECT_EQ(actual.started_at_ms, expected.started_at_ms);
+  EXPECT_EQ(actual.finished_at_ms, expected.finished_at_ms);
+}
+
+inline ActionRunFilter RunsOf(const std::string& ws, const std::string& tenant = "") {
+  ActionRunFilter f;
+  f.workspace_id = ws;
+  f.tenant_key = tenant;
+  return f;
+}
+
+inline std::vector<std::string> RunIds(Store& store, const ActionRunFilter& filter) {
+  Result<std::vector<ActionRunRecord>> runs = store.ListActionRuns(filter);
+  EXPECT_TRUE(runs.ok()) << runs.error().message;
+  std::vector<std::string> ids;
+  if (!runs.ok()) return ids;
+  for (const ActionRunRecord& r : *runs) ids.push_back(r.id);
+  return ids;
+}
+
+inline BudgetCharge Charge(const std::string& grant_id, const std::string& field,
+                           std::int64_t amount, std::int64_t limit,
+                           std::int64_t window_start_ms = kNow) {
+  BudgetCharge c;
+  c.grant_id = grant_id;
+  c.field = field;
+  c.window_start_ms = window_start_ms;
+  c.amount = amount;
+  c.limit = limit;
+  return c;
+}
+
+inline std::int64_t Used(Store& store, const std::string& grant_id, const std::string& field,
+                         std::int64_t window_start_ms = kNow) {
+  Result<std::int64_t> used = store.BudgetUsed(grant_id, field, window_start_ms);
+  EXPECT_TRUE(used.ok()) << used.error().message;
+  return used.ok() ? *used : -1;
+}
+
+TYPED_TEST_P(StoreContractTest, ActionsRoundTripUpdateArchiveAndRestore) {
+  Store& store = this->store();
+  ASSERT_TRUE(IsOk(store.EnsureWorkspace(TestWorkspace("ws_1"))));
+  ASSERT_TRUE(IsOk(store.EnsureWorkspace(TestWorkspace("ws_2"))));
+  ActionRecord action = TestAction("ws_1", "act_1", "list-repos", "int_1");
+  ASSERT_TRUE(IsOk(store.InsertAction(action, EffectsNamed("action.created"))));
+  EXPECT_TRUE(IsConflict(store.InsertAction(TestAction("ws_1", "act_1", "other"), {})))
+      << "ids are unique";
+
+  Result<std::optional<ActionRecord>> found = store.FindAction("ws_1", "act_1");
+  ASSERT_TRUE(IsOk(found));
+  ASSERT_TRUE(found->has_value());
+  ExpectSameAction(**found, action);
+  Result<std::optional<ActionRecord>> elsewhere = store.FindAction("ws_2", "act_1");
+  ASSERT_TRUE(IsOk(elsewhere));
+  EXPECT_FALSE(elsewhere->has_value()) << "another workspace's action is invisible";
+  EXPECT_FALSE(store.FindAction("ws_1", "act_nope")->has_value());
+
+  ActionRecord changed = action;
+  changed.key = "list-repositories";
+  changed.name = "List repositories";
+  changed.description = "";
+  changed.config_json = R"({"request":{"path":"/user/repos"}})";
+  changed.input_schema_json = "";
+  changed.output_schema_json = R"({"type":"array"})";
+  changed.updated_at_ms = kNow + 10;
+  ASSERT_TRUE(IsOk(store.UpdateAction(changed, EffectsNamed("action.updated"))));
+  ExpectSameAction(**store.FindAction("ws_1", "act_1"), changed);
+
+  ActionRecord archived = changed;
+  archived.archived_at_ms = kNow + 20;
+  archived.updated_at_ms = kNow + 20;
+  ASSERT_TRUE(IsOk(store.UpdateAction(archived, {})));
+  ExpectSameAction(**store.FindAction("ws_1", "act_1"), archived);
+  EXPECT_TRUE(ActionIds(store, ActionsOf("ws_1")).empty()) << "archived actions are hidden";
+
+  ActionRecord restored = archived;
+  restored.archived_at_ms.reset();
+  restored.updated_at_ms = kNow + 30;
+  ASSERT_TRUE(IsOk(store.UpdateAction(restored, {})));
+  ExpectSameAction(**store.FindAction("ws_1", "act_1"), restored);
+  EXPECT_EQ(ActionIds(store, ActionsOf("ws_1")), std::vector<std::string>{"act_1"});
+
+  EXPECT_FALSE(store.UpdateAction(TestAction("ws_1", "act_nope", "x"), EffectsNamed("dup")).ok())
+      << "updating a missing action fails";
+  EXPECT_FALSE(store.UpdateAction(TestAction("ws_2", "act_1", "x"), {}).ok())
+      << "nor can another workspace update it";
+  EXPECT_EQ(Actions(ActivityLog(store, AnyActivity())),
+            (std::vector<std::string>{"action.updated", "action.created"}))
+      << "effects are recorded with successful writes only";
+}
+
+TYPED_TEST_P(StoreContractTest, ActionKeysAreUniquePerScopeAmongUnarchived) {
+  Store& store = this->store();
+  ASSERT_TRUE(IsOk(store.EnsureWorkspace(TestWorkspace("ws_1"))));
+  ASSERT_TRUE(IsOk(store.EnsureWorkspace(TestWorkspace("ws_2"))));
+  // One key at every level: universal, two integrations, two connections.
+  ASSERT_TRUE(IsOk(store.InsertAction(TestAction("ws_1", "act_u", "send"), {})));
+  ASSERT_TRUE(IsOk(store.InsertAction(TestAction("ws_1", "act_i1", "send", "int_1"), {})));
+  ASSERT_TRUE(IsOk(store.InsertAction(TestAction("ws_1", "act_i2", "send", "int_2"), {})));
+  ASSERT_TRUE(
+      IsOk(store.InsertAction(TestAction("ws_1", "act_c1", "send", "int_1", "conn_1"), {})));
+  ASSERT_TRUE(
+      IsOk(store.InsertAction(TestAction("ws_1", "act_c2", "send", "int_1", "conn_2"), {})));
+  ASSERT_TRUE(IsOk(store.InsertAction(TestAction("ws_2", "act_w2", "send"), {})))
+      << "another workspace has its own keys";
+
+  // The same key again in a scope that has it.
+  Status universal = store.InsertAction(TestAction("ws_1", "act_u2", "send"), {});
+  EXPECT_TRUE(IsConflict(universal));
+  EXPECT_NE(universal.error().message.find("send"), std::string::npos)
+      << "the conflict names the key: " << universal.error().message;
+  EXPECT_TRUE(IsConflict(store.InsertAction(TestAction("ws_1", "act_i1b", "send", "int_1"), {})));
+  EXPECT_TRUE(
+      IsConflict(store.InsertAction(TestAction("ws_1", "act_c1b", "send", "int_1", "conn_1"), {})));
+  // Keyless actions never clash.
+  ASSERT_TRUE(IsOk(store.InsertAction(TestAction("ws_1", "act_n1", ""), {})));
+  ASSERT_TRUE(IsOk(store.InsertAction(TestAction("ws_1", "act_n2", ""), {})));
+
+  // An update that moves an action onto a taken key clashes too.
+  ActionRecord moved = TestAction("ws_1", "act_n1", "send");
+  EXPECT_TRUE(IsConflict(store.UpdateAction(moved, {})));
+  EXPECT_EQ((*store.FindAction("ws_1", "act_n1"))->key, "") << "nothing was written";
+
+  // Archiving frees the key; restoring the archived one then clashes with its successor.
+  ActionRecord old = TestAction("ws_1", "act_u", "send");
+  old.archived_at_ms = kNow + 1;
+  ASSERT_TRUE(IsOk(store.UpdateAction(old, {})));
+  ASSERT_TRUE(IsOk(store.InsertAction(TestAction("ws_1", "act_u3", "send"), {})))
+      << "an archived action does not block its key";
+  ActionRecord restore = old;
+  restore.archived_at_ms.reset();
+  EXPECT_TRUE(IsConflict(store.UpdateAction(restore, {})));
+  EXPECT_TRUE((*store.FindAction("ws_1", "act_u"))->archived_at_ms.has_value())
+      << "the refused restore left it archived";
+  // Two archived actions may share a key.
+  ActionRecord also_archived = TestAction("ws_1", "act_u3", "send");
+  also_archived.archived_at_ms = kNow + 2;
+  ASSERT_TRUE(IsOk(store.UpdateAction(also_archived, {})));
+  ASSERT_TRUE(IsOk(store.UpdateAction(restore, {}))) << "restorable once the key is free";
+}
+
+TYPED_TEST_P(StoreContractTest, ListActionsFollowsTheSurfaceAndPages) {
+  Store& store = this->store();
+  ASSERT_TRUE(IsOk(store.EnsureWorkspace(TestWorkspace("ws_1"))));
+  ASSERT_TRUE(IsOk(store.EnsureWorkspace(TestWorkspace("ws_2"))));
+  // Inserted out of order; act_b and act_c share a created_at (the id breaks the tie).
+  ASSERT_TRUE(
+      IsOk(store.InsertAction(TestAction("ws_1", "act_c", "c1", "int_1", "conn_1", kNow + 2), {})));
+  ASSERT_TRUE(IsOk(store.InsertAction(TestAction("ws_1", "act_a", "u", "", "", kNow + 1), {})));
+  ASSERT_TRUE(
+      IsOk(store.InsertAction(TestAction("ws_1", "act_b", "i1", "int_1", "", kNow + 2), {})));
+  ASSERT_TRUE(
+      IsOk(store.InsertAction(TestAction("ws_1", "act_d", "i2", "int_2", "", kNow + 3), {})));
+  ASSERT_TRUE(
+      IsOk(store.InsertAction(TestAction("ws_1", "act_e", "c2", "int_1", "conn_2", kNow + 4), {})));
+  ActionRecord archived = TestAction("ws_1", "act_f", "u", "", "", kNow + 5);
+  archived.archived_at_ms = kNow + 6;
+  ASSERT_TRUE(IsOk(store.InsertAction(archived, {})));
+  ASSERT_TRUE(IsOk(store.InsertAction(TestAction("ws_2", "act_z", "u", "", "", kNow), {})));
+
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ActionIds(store, ActionsOf("ws_1")), (V{"act_a", "act_b", "act_c", "act_d", "act_e"}))
+      << "no surface: every unarchived action, oldest first";
+  ActionFilter with_archived = ActionsOf("ws_1");
+  with_archived.include_archived = true;
+  EXPECT_EQ(ActionIds(store, with_archived),
+            (V{"act_a", "act_b", "act_c", "act_d", "act_e", "act_f"}));
+  EXPECT_EQ(ActionIds(store, ActionsOf("ws_1", "", "int_1")), (V{"act_a", "act_b"}))
+      << "an integration's surface: universal and its integration-level actions";
+  EXPECT_EQ(ActionIds(store, ActionsOf("ws_1", "", "int_3")), (V{"act_a"}));
+  EXPECT_EQ(ActionIds(store, ActionsOf("ws_1", "conn_1", "int_1")), (V{"act_a", "act_b", "act_c"}))
+      << "a connection's surface adds its own actions, not other connections'";
+  EXPECT_EQ(ActionIds(store, ActionsOf("ws_1", "conn_2", "int_1")), (V{"act_a", "act_b", "act_e"}));
+  EXPECT_EQ(ActionIds(store, ActionsOf("ws_1", "conn_1", "")), (V{"act_a", "act_c"}))
+      << "a connection without its integration: universal and its own";
+  EXPECT_EQ(ActionIds(store, ActionsOf("ws_2")), (V{"act_z"}));
+
+  ActionFilter by_key = ActionsOf("ws_1", "conn_1", "int_1");
+  by_key.key = "i1";
+  EXPECT_EQ(ActionIds(store, by_key), (V{"act_b"}));
+  by_key.key = "i2";
+  EXPECT_TRUE(ActionIds(store, by_key).empty()) << "the key filter stays within the surface";
+  ActionFilter by_key_archived = ActionsOf("ws_1");
+  by_key_archived.key = "u";
+  EXPECT_EQ(ActionIds(store, by_key_archived), (V{"act_a"}));
+  by_key_archived.include_archived = true;
+  EXPECT_EQ(ActionIds(store, by_key_archived), (V{"act_a", "act_f"}));
+
+  ActionFilter page = ActionsOf("ws_1");
+  page.limit = 2;
+  V seen;
+  for (int round = 0; round < 5; ++round) {
+    Result<std::vector<ActionRecord>> got = store.ListActions(page);
+    ASSERT_TRUE(IsOk(got));
+    if (got->empty()) break;
+    for (const ActionRecord& a : *got) seen.push_back(a.id);
+    page.after_created_ms = got->back().created_at_ms;
+    page.after_id = got->back().id;
+  }
+  EXPECT_EQ(seen, (V{"act_a", "act_b", "act_c", "act_d", "act_e"}))
+      << "pages of two cover everything once, ties included";
+  page.limit = 0;
+  EXPECT_TRUE(ActionIds(store, page).empty());
+}
+
+TYPED_TEST_P(StoreContractTest, ActionRunsRoundTripFilterAndPage) {
+  Store& store = this->store();
+  ActionRunRecord first = TestRun("ws_1", "run_1", "alice", kNow + 1);
+  ActionRunRecord failed = TestRun("ws_1", "run_2", "bob", kNow + 2);
+  failed.status = "error";
+  failed.output_json = "";
+  failed.error_json = R"({"code":"upstream_error","message":"502"})";
+  failed.agent_id = "";
+  failed.grant_id = "";
+  failed.actor_kind = "tenant_token";
+  failed.actor_id = "bob";
+  ActionRunRecord inline_run = TestRun("ws_1", "run_3", "alice", kNow + 3);
+  inline_run.action_id = "";
+  inline_run.action_key = "";
+  inline_run.connection_id = "conn_2";
+  // run_4 and run_5 start at the same instant: the id orders them.
+  ActionRunRecord tie_a = TestRun("ws_1", "run_4", "alice", kNow + 4);
+  tie_a.agent_id = "ap_2";
+  ActionRunRecord tie_b = TestRun("ws_1", "run_5", "alice", kNow + 4);
+  tie_b.action_id = "act_2";
+  ActionRunRecord other_ws = TestRun("ws_2", "run_6", "alice", kNow + 5);
+  for (const ActionRunRecord* r : {&first, &failed, &inline_run, &tie_a, &tie_b, &other_ws}) {
+    ASSERT_TRUE(IsOk(store.InsertActionRun(*r, {})));
+  }
+  ASSERT_TRUE(IsOk(store.InsertActionRun(TestRun("ws_1", "run_7", "carol", kNow + 6),
+                                         EffectsNamed("action.run"))));
+  EXPECT_TRUE(IsConflict(
+      store.InsertActionRun(TestRun("ws_1", "run_7", "carol", kNow + 7), EffectsNamed("dup.run"))));
+  EXPECT_EQ(Actions(ActivityLog(store, AnyActivity())), std::vector<std::string>{"action.run"});
+
+  Result<std::optional<ActionRunRecord>> found = store.FindActionRun("ws_1", "run_2");
+  ASSERT_TRUE(IsOk(found));
+  ASSERT_TRUE(found->has_value());
+  ExpectSameRun(**found, failed);
+  EXPECT_FALSE(store.FindActionRun("ws_2", "run_2")->has_value()) << "workspaces are apart";
+  EXPECT_FALSE(store.FindActionRun("ws_1", "run_nope")->has_value());
+
+  using V = std::vector<std::string>;
+  EXPECT_EQ(RunIds(store, RunsOf("ws_1")),
+            (V{"run_7", "run_5", "run_4", "run_3", "run_2", "run_1"}))
+      << "newest first; (started_at, id) descending";
+  EXPECT_EQ(RunIds(store, RunsOf("ws_1", "alice")), (V{"run_5", "run_4", "run_3", "run_1"}));
+  EXPECT_EQ(RunIds(store, RunsOf("ws_2")), (V{"run_6"}));
+  EXPECT_TRUE(RunIds(store, RunsOf("ws_1", "nobody")).empty());
+  ActionRunFilter f = RunsOf("ws_1");
+  f.agent_id = "ap_2";
+  EXPECT_EQ(RunIds(store, f), (V{"run_4"}));
+  f = RunsOf("ws_1");
+  f.action_id = "act_2";
+  EXPECT_EQ(RunIds(store, f), (V{"run_5"}));
+  f = RunsOf("ws_1");
+  f.connection_id = "conn_2";
+  EXPECT_EQ(RunIds(store, f), (V{"run_3"}));
+  f = RunsOf("ws_1");
+  f.status = "error";
+  EXPECT_EQ(RunIds(store, f), (V{"run_2"}));
+  f = RunsOf("ws_1", "alice");
+  f.action_id = "act_1";
+  f.agent_id = "ap_1";
+  EXPECT_EQ(RunIds(store, f), (V{"run_1"})) << "filters combine";
+
+  for (const std::string& tenant : {std::string(), std::string("alice")}) {
+    ActionRunFilter page = RunsOf("ws_1", tenant);
+    page.limit = 2;
+    V seen;
+    for (int round = 0; round < 5; ++round) {
+      Result<std::vector<ActionRunRecord>> got = store.ListActionRuns(page);
+      ASSERT_TRUE(IsOk(got));
+      if (got->empty()) break;
+      for (const ActionRunRecord& r : *got) seen.push_back(r.id);
+      page.before_started_ms = got->back().started_at_ms;
+      page.before_id = got->back().id;
+    }
+    EXPECT_EQ(seen, RunIds(store, RunsOf("ws_1", tenant)))
+        << "pages of two cover everything once, ties included (tenant \"" << tenant << "\")";
+  }
+  f = RunsOf("ws_1");
+  f.limit = 0;
+  EXPECT_TRUE(RunIds(store, f).empty());
+}
+
+TYPED_TEST_P(StoreContractTest, DeleteActionRunsBeforeDeletesOnlyOlderRuns) {
+  Store& store = this->store();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(IsOk(store.InsertActionRun(
+        TestRun(i % 2 == 0 ? "ws_1" : "ws_2", "run_" + std::to_string(i), "t", kNow + i), {})));
+  }
+  Result<std::int64_t> deleted = store.DeleteActionRunsBefore(kNow + 3);
+  ASSERT_TRUE(IsOk(deleted));
+  EXPECT_EQ(*deleted, 3) << "every workspace's runs that started before the cutoff";
+  EXPECT_EQ(RunIds(store, RunsOf("ws_1")), std::vector<std::string>{"run_4"});
+  EXPECT_EQ(RunIds(store, RunsOf("ws_2")), std::vector<std::string>{"run_3"})
+      << "a run that started at the cutoff stays";
+  Result<std::int64_t> none = store.DeleteActionRunsBefore(kNow + 3);
+  ASSERT_TRUE(IsOk(none));
+  EXPECT_EQ(*none, 0);
+}
+
+TYPED_TEST_P(StoreContractTest, ChargeBudgetsIsAllOrNothing) {
+  Store& store = this->store();
+  EXPECT_EQ(Used(store, "g_1", "spend"), 0) << "nothing charged yet";
+  Result<BudgetOutcome> first = store.ChargeBudgets({Charge("g_1", "spend", 30, 100)});
+  ASSERT_TRUE(IsOk(first));
+  EXPECT_TRUE(first->charged);
+  EXPECT_EQ(first->used, std::vector<std::int64_t>{30});
+
+  // The second charge does not fit: neither is applied, and used reports the totals as they are.
+  Result<BudgetOutcome> refused =
+      store.ChargeBudgets({Charge("g_1", "spend", 10, 100), Charge("g_1", "calls", 2, 1)});
+  ASSERT_TRUE(IsOk(refused));
+  EXPECT_FALSE(refused->charged);
+  EXPECT_EQ(refused->failed, 1u);
+  EXPECT_EQ(refused->used, (std::vector<std::int64_t>{30, 0}));
+  EXPECT_EQ(Used(store, "g_1", "spend"), 30) << "the first charge was not kept";
+  EXPECT_EQ(Used(store, "g_1", "calls"), 0);
+
+  // Exactly up to the limit is allowed; one more is not.
+  Result<BudgetOutcome> exact =
+      store.ChargeBudgets({Charge("g_1", "spend", 70, 100), Charge("g_1", "calls", 1, 1)});
+  ASSERT_TRUE(IsOk(exact));
+  EXPECT_TRUE(exact->charged);
+  EXPECT_EQ(exact->used, (std::vector<std::int64_t>{100, 1}));
+  Result<BudgetOutcome> over = store.ChargeBudgets({Charge("g_1", "spend", 1, 100)});
+  ASSERT_TRUE(IsOk(over));
+  EXPECT_FALSE(over->charged);
+  EXPECT_EQ(over->failed, 0u);
+  EXPECT_EQ(over->used, std::vector<std::int64_t>{100});
+
+  // Windows, fields and grants are apart.
+  EXPECT_TRUE(store.ChargeBudgets({Charge("g_1", "spend", 5, 100, kNow + kDayMs)})->charged);
+  EXPECT_EQ(Used(store, "g_1", "spend", kNow + kDayMs), 5);
+  EXPECT_TRUE(store.ChargeBudgets({Charge("g_2", "spend", 100, 100)})->charged);
+  EXPECT_EQ(Used(store, "g_1", "spend"), 100);
+
+  // Two charges of one window in one call add up.
+  Result<BudgetOutcome> twice =
+      store.ChargeBudgets({Charge("g_3", "spend", 6, 10), Charge("g_3", "spend", 5, 10)});
+  ASSERT_TRUE(IsOk(twice));
+  EXPECT_FALSE(twice->charged);
+  EXPECT_EQ(twice->failed, 1u);
+  EXPECT_EQ(Used(store, "g_3", "spend"), 0);
+  Result<BudgetOutcome> both =
+      store.ChargeBudgets({Charge("g_3", "spend", 6, 10), Charge("g_3", "spend", 4, 10)});
+  ASSERT_TRUE(IsOk(both));
+  EXPECT_TRUE(both->charged);
+  EXPECT_EQ(both->used, (std::vector<std::int64_t>{6, 10}));
+  EXPECT_EQ(Used(store, "g_3", "spend"), 10);
+
+  Result<BudgetOutcome> nothing = store.ChargeBudgets({});
+  ASSERT_TRUE(IsOk(nothing));
+  EXPECT_TRUE(nothing->charged);
+  EXPECT_TRUE(nothing->used.empty());
+}
+
+TYPED_TEST_P(StoreContractTest, RefundBudgetsNeverGoesBelowZero) {
+  Store& store = this->store();
+  ASSERT_TRUE(store.ChargeBudgets({Charge("g_1", "spend", 40, 100), Charge("g_1", "calls", 1, 5)})
+                  ->charged);
+  ASSERT_TRUE(IsOk(store.RefundBudgets({Charge("g_1", "spend", 15, 100)})));
+  EXPECT_EQ(Used(store, "g_1", "spend"), 25);
+  EXPECT_EQ(Used(store, "g_1", "calls"), 1);
+  ASSERT_TRUE(
+      IsOk(store.RefundBudgets({Charge("g_1", "spend", 1000, 100), Charge("g_1", "calls", 1, 5)})));
+  EXPECT_EQ(Used(store, "g_1", "spend"), 0) << "floored at zero";
+  EXPECT_EQ(Used(store, "g_1", "calls"), 0);
+  ASSERT_TRUE(IsOk(store.RefundBudgets({Charge("g_9", "spend", 5, 100)})))
+      << "refunding a window never charged is harmless";
+  EXPECT_EQ(Used(store, "g_9", "spend"), 0);
+  EXPECT_TRUE(store.ChargeBudgets({Charge("g_1", "spend", 100, 100)})->charged)
+      << "the refunded room can be spent again";
+}
+
+TYPED_TEST_P(StoreContractTest, ConcurrentChargesNeverPassTheLimit) {
+  constexpr int kThreads = 8;
+  constexpr int kCharges = 100;  // in total, over the threads
+  constexpr std::int64_t kLimit = 50;
+  std::atomic<int> next{0};
+  std::atomic<int> charged{0};
+  std::atomic<int> failures{0};
+  RunConcurrently(kThreads, [&](int) {
+    while (next.fetch_add(1) < kCharges) {
+      Result<BudgetOutcome> outcome =
+          this->store().ChargeBudgets({Charge("g_1", "spend", 1, kLimit)});
+      if (!outcome.ok()) {
+        ++failures;
+      } else if (outcome->charged) {
+        ++charged;
+      }
+    }
+  });
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(charged.load(), kLimit);
+  EXPECT_EQ(Used(this->store(), "g_1", "spend"), kLimit);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreContractTest, IdempotencyClaimsReplaysAndRejects, IdempotencyAbandonAndStaleTakeover,
     IdempotencyRaceHasOneOwner, EmptyStoreHasNothing, AgentRoundTrips, DuplicateAgentIsAnErrorValue,
@@ -2300,9 +2798,13 @@ REGISTER_TYPED_TEST_SUITE_P(
     ListActivityFiltersAndPages, ListActivityShowsPeopleWhatConcernsThem, PruneDeletesOldActivity,
     WebhookEndpointsRoundTripUpdateAndDelete, ClaimingDueWebhookMessagesLeasesThem,
     RecordWebhookAttemptAppliesEachOutcome, ReplayQueuesAMessageAgain,
-    PruneRemovesFinishedWebhookMessagesButNeverPendingOnes,
-    ClaimExpiredGrantsReportsEachExpiryOnce, WorkspacesAreMadeOnceAndTheirSecretRotates,
-    IntegrationsAndConnectorsRoundTrip, ConnectionsAreIsolatedPagedAndVersioned,
-    ConnectSessionsAreSingleUseAndExpire, ResealAllRewritesEverySealedValue);
+    PruneRemovesFinishedWebhookMessagesButNeverPendingOnes, ClaimExpiredGrantsReportsEachExpiryOnce,
+    WorkspacesAreMadeOnceAndTheirSecretRotates, IntegrationsAndConnectorsRoundTrip,
+    ConnectionsAreIsolatedPagedAndVersioned, ConnectSessionsAreSingleUseAndExpire,
+    ResealAllRewritesEverySealedValue, ActionsRoundTripUpdateArchiveAndRestore,
+    ActionKeysAreUniquePerScopeAmongUnarchived, ListActionsFollowsTheSurfaceAndPages,
+    ActionRunsRoundTripFilterAndPage, DeleteActionRunsBeforeDeletesOnlyOlderRuns,
+    ChargeBudgetsIsAllOrNothing, RefundBudgetsNeverGoesBelowZero,
+    ConcurrentChargesNeverPassTheLimit);
 
 }  // namespace agentgate::store::contract

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -322,6 +323,70 @@ CREATE TABLE connect_sessions(
 ) STRICT;
 CREATE INDEX connect_sessions_connection ON connect_sessions(connection_id);
 CREATE INDEX connect_sessions_expiry ON connect_sessions(expires_at);
+)sql",
+    // 8: actions, their runs, and the budget windows runs charge.
+    R"sql(
+-- integration_id and connection_id are '' for "none" (universal, integration-level), so they
+-- cannot be foreign keys; the engine checks them before it writes.
+CREATE TABLE actions(
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+  key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL,
+  type TEXT NOT NULL,
+  integration_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  config TEXT NOT NULL,
+  input_schema TEXT NOT NULL,
+  output_schema TEXT NOT NULL,
+  archived_at INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+-- A key names one action per scope (universal, one integration, one connection) among the
+-- unarchived ones: archiving frees the key, and the same key may live at each level.
+CREATE UNIQUE INDEX actions_key ON actions(workspace_id, key, integration_id, connection_id)
+  WHERE key <> '' AND archived_at IS NULL;
+CREATE INDEX actions_workspace ON actions(workspace_id, created_at, id);
+
+-- A log: no foreign keys, so that a run is recorded whatever it referred to.
+CREATE TABLE action_runs(
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL,
+  tenant_key TEXT NOT NULL,
+  action_id TEXT NOT NULL,
+  action_key TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  integration_id TEXT NOT NULL,
+  actor_kind TEXT NOT NULL,
+  actor_id TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  grant_id TEXT NOT NULL,
+  status TEXT NOT NULL CHECK(status IN ('success', 'error')),
+  input TEXT NOT NULL,
+  output TEXT NOT NULL,
+  error TEXT NOT NULL,
+  details TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL
+) STRICT;
+-- Lists walk one of these backwards from the cursor (a manager's, a tenant's); the other
+-- filters are checked on the rows met. started_at alone serves the retention delete.
+CREATE INDEX action_runs_workspace ON action_runs(workspace_id, started_at, id);
+CREATE INDEX action_runs_tenant ON action_runs(workspace_id, tenant_key, started_at, id);
+CREATE INDEX action_runs_started ON action_runs(started_at);
+
+-- What runs charged to each budget of a grant, per window. Rows of past windows stay: one tiny
+-- row per grant, field and window, and the store cannot tell a past window from a long one (it
+-- never learns the period). No foreign key to grants, for the same reason as the run log.
+CREATE TABLE budget_windows(
+  grant_id TEXT NOT NULL,
+  field TEXT NOT NULL,
+  window_start INTEGER NOT NULL,
+  used INTEGER NOT NULL CHECK(used >= 0),
+  PRIMARY KEY(grant_id, field, window_start)
+) STRICT, WITHOUT ROWID;
 )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -644,6 +709,64 @@ constexpr std::string_view kEndConnectSessions =
 constexpr std::string_view kPruneConnectSessions =
     "DELETE FROM connect_sessions WHERE expires_at <= ?1";
 
+#define AGENTGATE_ACTION_COLUMNS                                                            \
+  "id, workspace_id, key, name, description, type, integration_id, connection_id, config, " \
+  "input_schema, output_schema, archived_at, created_at, updated_at"
+constexpr std::string_view kInsertAction =
+    "INSERT INTO actions(" AGENTGATE_ACTION_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+// Every field but the identity (id, workspace) and created_at, which orders the list.
+constexpr std::string_view kUpdateAction =
+    "UPDATE actions SET key = ?3, name = ?4, description = ?5, type = ?6, integration_id = ?7, "
+    "connection_id = ?8, config = ?9, input_schema = ?10, output_schema = ?11, "
+    "archived_at = ?12, updated_at = ?14 WHERE id = ?1 AND workspace_id = ?2";
+constexpr std::string_view kFindAction =
+    "SELECT " AGENTGATE_ACTION_COLUMNS " FROM actions WHERE workspace_id = ?1 AND id = ?2";
+// The surface (see ActionFilter): ?2 a connection, ?3 its integration. With neither, every
+// action; otherwise the universal ones, ?3's integration-level ones and ?2's own (the test of
+// ?2 is guarded: with ?2 = '', connection_id = ?2 would match every action without a connection).
+constexpr std::string_view kListActions =
+    "SELECT " AGENTGATE_ACTION_COLUMNS
+    " FROM actions WHERE workspace_id = ?1 AND ((?2 = '' AND ?3 = '') "
+    "OR (?2 <> '' AND connection_id = ?2) "
+    "OR (connection_id = '' AND integration_id IN (?3, ''))) "
+    "AND (?4 = '' OR key = ?4) AND (?5 OR archived_at IS NULL) "
+    "AND (created_at, id) > (?6, ?7) ORDER BY created_at, id LIMIT ?8";
+#undef AGENTGATE_ACTION_COLUMNS
+#define AGENTGATE_ACTION_RUN_COLUMNS                                                     \
+  "id, workspace_id, tenant_key, action_id, action_key, connection_id, integration_id, " \
+  "actor_kind, actor_id, agent_id, grant_id, status, input, output, error, details, "    \
+  "started_at, finished_at"
+constexpr std::string_view kInsertActionRun =
+    "INSERT INTO action_runs(" AGENTGATE_ACTION_RUN_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+constexpr std::string_view kFindActionRun =
+    "SELECT " AGENTGATE_ACTION_RUN_COLUMNS " FROM action_runs WHERE workspace_id = ?1 AND id = ?2";
+// Two texts, so that a tenant's list walks the tenant index (the planner cannot see that ?2 is
+// set). The same parameter numbers in both; the row-value cursor is an index range.
+#define AGENTGATE_ACTION_RUN_FILTERS                                  \
+  "AND (?3 = '' OR agent_id = ?3) AND (?4 = '' OR action_id = ?4) "   \
+  "AND (?5 = '' OR connection_id = ?5) AND (?6 = '' OR status = ?6) " \
+  "AND (started_at, id) < (?7, ?8) ORDER BY started_at DESC, id DESC LIMIT ?9"
+constexpr std::string_view kListActionRunsOfWorkspace =
+    "SELECT " AGENTGATE_ACTION_RUN_COLUMNS
+    " FROM action_runs WHERE workspace_id = ?1 " AGENTGATE_ACTION_RUN_FILTERS;
+constexpr std::string_view kListActionRunsOfTenant =
+    "SELECT " AGENTGATE_ACTION_RUN_COLUMNS
+    " FROM action_runs WHERE workspace_id = ?1 AND tenant_key = ?2 " AGENTGATE_ACTION_RUN_FILTERS;
+#undef AGENTGATE_ACTION_RUN_FILTERS
+#undef AGENTGATE_ACTION_RUN_COLUMNS
+constexpr std::string_view kDeleteActionRunsBefore =
+    "DELETE FROM action_runs WHERE started_at < ?1";
+constexpr std::string_view kBudgetUsed =
+    "SELECT used FROM budget_windows WHERE grant_id = ?1 AND field = ?2 AND window_start = ?3";
+constexpr std::string_view kSetBudgetUsed =
+    "INSERT INTO budget_windows(grant_id, field, window_start, used) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT(grant_id, field, window_start) DO UPDATE SET used = excluded.used";
+constexpr std::string_view kRefundBudget =
+    "UPDATE budget_windows SET used = max(used - ?4, 0) "
+    "WHERE grant_id = ?1 AND field = ?2 AND window_start = ?3";
+
 constexpr std::string_view kSchemaVersionQuery =
     "SELECT coalesce(max(version), 0) FROM schema_migrations";
 constexpr std::string_view kRecordMigration =
@@ -942,6 +1065,8 @@ class SqliteStore::Connection {
   // time: do not prepare the same text again while its Statement is alive.
   // Rows changed by the last statement.
   int Changes() const { return sqlite3_changes(db_); }
+  // The extended result code of the last failed call, e.g. to tell which constraint failed.
+  int LastErrorCode() const { return sqlite3_extended_errcode(db_); }
 
   Result<Statement> Prepare(std::string_view sql) {
     if (auto it = cache_.find(sql); it != cache_.end()) return Statement(db_, it->second);
@@ -2708,10 +2833,354 @@ Status SqliteStore::EndConnectSessions(const std::string& connection_id, std::in
   });
 }
 
+// --- actions, runs and budgets -----------------------------------------------------------------
+
+namespace {
+
+ActionRecord ReadAction(const Statement& row) {
+  ActionRecord a;
+  a.id = row.Text(0);
+  a.workspace_id = row.Text(1);
+  a.key = row.Text(2);
+  a.name = row.Text(3);
+  a.description = row.Text(4);
+  a.type = row.Text(5);
+  a.integration_id = row.Text(6);
+  a.connection_id = row.Text(7);
+  a.config_json = row.Text(8);
+  a.input_schema_json = row.Text(9);
+  a.output_schema_json = row.Text(10);
+  a.archived_at_ms = row.OptionalInt(11);
+  a.created_at_ms = row.Int(12);
+  a.updated_at_ms = row.Int(13);
+  return a;
+}
+
+void BindAction(Statement& stmt, const ActionRecord& a) {
+  stmt.BindText(1, a.id);
+  stmt.BindText(2, a.workspace_id);
+  stmt.BindText(3, a.key);
+  stmt.BindText(4, a.name);
+  stmt.BindText(5, a.description);
+  stmt.BindText(6, a.type);
+  stmt.BindText(7, a.integration_id);
+  stmt.BindText(8, a.connection_id);
+  stmt.BindText(9, a.config_json);
+  stmt.BindText(10, a.input_schema_json);
+  stmt.BindText(11, a.output_schema_json);
+  stmt.BindOptionalInt(12, a.archived_at_ms);
+  stmt.BindInt(13, a.created_at_ms);
+  stmt.BindInt(14, a.updated_at_ms);
+}
+
+// The only UNIQUE index of actions besides its primary key (which fails with
+// SQLITE_CONSTRAINT_PRIMARYKEY) is the key's, so this failure is a key clash: say so.
+Status ActionKeyClash(int extended_code, Status failed, const ActionRecord& a) {
+  if (extended_code != SQLITE_CONSTRAINT_UNIQUE) return failed;
+  std::string scope = !a.connection_id.empty()    ? "connection " + a.connection_id
+                      : !a.integration_id.empty() ? "integration " + a.integration_id
+                                                  : "the workspace (universal actions)";
+  return MakeError(Code::kConflict,
+                   "an unarchived action with key \"" + a.key + "\" already exists in " + scope);
+}
+
+ActionRunRecord ReadActionRun(const Statement& row) {
+  ActionRunRecord r;
+  r.id = row.Text(0);
+  r.workspace_id = row.Text(1);
+  r.tenant_key = row.Text(2);
+  r.action_id = row.Text(3);
+  r.action_key = row.Text(4);
+  r.connection_id = row.Text(5);
+  r.integration_id = row.Text(6);
+  r.actor_kind = row.Text(7);
+  r.actor_id = row.Text(8);
+  r.agent_id = row.Text(9);
+  r.grant_id = row.Text(10);
+  r.status = row.Text(11);
+  r.input_json = row.Text(12);
+  r.output_json = row.Text(13);
+  r.error_json = row.Text(14);
+  r.details_json = row.Text(15);
+  r.started_at_ms = row.Int(16);
+  r.finished_at_ms = row.Int(17);
+  return r;
+}
+
+void BindActionRun(Statement& stmt, const ActionRunRecord& r) {
+  stmt.BindText(1, r.id);
+  stmt.BindText(2, r.workspace_id);
+  stmt.BindText(3, r.tenant_key);
+  stmt.BindText(4, r.action_id);
+  stmt.BindText(5, r.action_key);
+  stmt.BindText(6, r.connection_id);
+  stmt.BindText(7, r.integration_id);
+  stmt.BindText(8, r.actor_kind);
+  stmt.BindText(9, r.actor_id);
+  stmt.BindText(10, r.agent_id);
+  stmt.BindText(11, r.grant_id);
+  stmt.BindText(12, r.status);
+  stmt.BindText(13, r.input_json);
+  stmt.BindText(14, r.output_json);
+  stmt.BindText(15, r.error_json);
+  stmt.BindText(16, r.details_json);
+  stmt.BindInt(17, r.started_at_ms);
+  stmt.BindInt(18, r.finished_at_ms);
+}
+
+void BindBudgetWindow(Statement& stmt, const BudgetCharge& charge) {
+  stmt.BindText(1, charge.grant_id);
+  stmt.BindText(2, charge.field);
+  stmt.BindInt(3, charge.window_start_ms);
+}
+
+Status CheckAmounts(const std::vector<BudgetCharge>& charges) {
+  for (const BudgetCharge& charge : charges) {
+    if (charge.amount < 0) {
+      return MakeError(Code::kServerError, "negative budget amount for " + charge.grant_id + "/" +
+                                               charge.field + " (a caller bug)");
+    }
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Status SqliteStore::InsertAction(const ActionRecord& action, const Effects& effects) {
+  return Write("InsertAction", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kInsertAction);
+    if (!stmt) return stmt.take_error();
+    BindAction(*stmt, action);
+    if (Status run = stmt->Run(); !run)
+      return ActionKeyClash(c.LastErrorCode(), std::move(run), action);
+    return ApplyEffects(c, effects);
+  });
+}
+
+Status SqliteStore::UpdateAction(const ActionRecord& action, const Effects& effects) {
+  return Write("UpdateAction", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kUpdateAction);
+    if (!stmt) return stmt.take_error();
+    BindAction(*stmt, action);
+    if (Status run = stmt->Run(); !run)
+      return ActionKeyClash(c.LastErrorCode(), std::move(run), action);
+    if (c.Changes() == 0) return MakeError(Code::kActionNotFound, "no action " + action.id);
+    return ApplyEffects(c, effects);
+  });
+}
+
+Result<std::optional<ActionRecord>> SqliteStore::FindAction(const std::string& workspace_id,
+                                                            const std::string& id) {
+  std::optional<ActionRecord> found;
+  Status s = Read("FindAction", [&](Connection& c) -> Status {
+    found.reset();
+    Result<Statement> stmt = c.Prepare(kFindAction);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, workspace_id);
+    stmt->BindText(2, id);
+    return ReadOne(*stmt, found, ReadAction);
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<std::vector<ActionRecord>> SqliteStore::ListActions(const ActionFilter& filter) {
+  std::vector<ActionRecord> out;
+  if (filter.limit <= 0) return out;
+  Status s = Read("ListActions", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> stmt = c.Prepare(kListActions);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, filter.workspace_id);
+    stmt->BindText(2, filter.connection_id);
+    stmt->BindText(3, filter.surface_integration_id);
+    stmt->BindText(4, filter.key);
+    stmt->BindInt(5, filter.include_archived ? 1 : 0);
+    stmt->BindInt(6, filter.after_created_ms);
+    stmt->BindText(7, filter.after_id);
+    stmt->BindInt(8, filter.limit);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      out.push_back(ReadAction(*stmt));
+    }
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Status SqliteStore::InsertActionRun(const ActionRunRecord& run, const Effects& effects) {
+  return Write("InsertActionRun", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kInsertActionRun);
+    if (!stmt) return stmt.take_error();
+    BindActionRun(*stmt, run);
+    if (Status s = stmt->Run(); !s) return s;
+    return ApplyEffects(c, effects);
+  });
+}
+
+Result<std::optional<ActionRunRecord>> SqliteStore::FindActionRun(const std::string& workspace_id,
+                                                                  const std::string& id) {
+  std::optional<ActionRunRecord> found;
+  Status s = Read("FindActionRun", [&](Connection& c) -> Status {
+    found.reset();
+    Result<Statement> stmt = c.Prepare(kFindActionRun);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, workspace_id);
+    stmt->BindText(2, id);
+    return ReadOne(*stmt, found, ReadActionRun);
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<std::vector<ActionRunRecord>> SqliteStore::ListActionRuns(const ActionRunFilter& filter) {
+  std::vector<ActionRunRecord> out;
+  if (filter.limit <= 0) return out;
+  // No cursor: start before (max, ""), which every stored row precedes.
+  const bool from_top = filter.before_started_ms < 0;
+  const std::int64_t before_started =
+      from_top ? std::numeric_limits<std::int64_t>::max() : filter.before_started_ms;
+  const std::string_view before_id = from_top ? std::string_view() : filter.before_id;
+  Status s = Read("ListActionRuns", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> stmt =
+        c.Prepare(filter.tenant_key.empty() ? kListActionRunsOfWorkspace : kListActionRunsOfTenant);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, filter.workspace_id);
+    stmt->BindText(2, filter.tenant_key);
+    stmt->BindText(3, filter.agent_id);
+    stmt->BindText(4, filter.action_id);
+    stmt->BindText(5, filter.connection_id);
+    stmt->BindText(6, filter.status);
+    stmt->BindInt(7, before_started);
+    stmt->BindText(8, before_id);
+    stmt->BindInt(9, filter.limit);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      out.push_back(ReadActionRun(*stmt));
+    }
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Result<std::int64_t> SqliteStore::DeleteActionRunsBefore(std::int64_t before_ms) {
+  std::int64_t deleted = 0;
+  Status s = Write("DeleteActionRunsBefore", [&](Connection& c) -> Status {
+    deleted = 0;
+    Result<Statement> stmt = c.Prepare(kDeleteActionRunsBefore);
+    if (!stmt) return stmt.take_error();
+    stmt->BindInt(1, before_ms);
+    if (Status run = stmt->Run(); !run) return run;
+    deleted = c.Changes();
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return deleted;
+}
+
+// Atomic because it runs as one op of the writer: inside BEGIN IMMEDIATE, which holds the
+// database's write lock from its start, so no other writer (thread or process) can charge
+// between the reads and the writes below. Reads come first and nothing is written unless every
+// charge fits, so a refusal leaves the windows untouched.
+Result<BudgetOutcome> SqliteStore::ChargeBudgets(const std::vector<BudgetCharge>& charges) {
+  if (Status s = CheckAmounts(charges); !s) return Annotate("ChargeBudgets", s.take_error());
+  BudgetOutcome outcome;
+  if (charges.empty()) {
+    outcome.charged = true;
+    return outcome;
+  }
+  Status s = Write("ChargeBudgets", [&](Connection& c) -> Status {
+    outcome = BudgetOutcome{};
+    // The total each charge's window would reach; charges of one window (unusual) add up.
+    std::vector<std::int64_t> before(charges.size(), 0);
+    std::vector<std::int64_t> after(charges.size(), 0);
+    {
+      Result<Statement> read = c.Prepare(kBudgetUsed);
+      if (!read) return read.take_error();
+      for (std::size_t i = 0; i < charges.size(); ++i) {
+        const BudgetCharge& charge = charges[i];
+        BindBudgetWindow(*read, charge);
+        Result<bool> row = read->Step();
+        if (!row) return row.take_error();
+        before[i] = *row ? read->Int(0) : 0;
+        read->Reset();
+      }
+    }
+    for (std::size_t i = 0; i < charges.size(); ++i) {
+      std::int64_t base = before[i];
+      for (std::size_t j = 0; j < i; ++j) {  // an earlier charge of the same window
+        if (charges[j].grant_id == charges[i].grant_id && charges[j].field == charges[i].field &&
+            charges[j].window_start_ms == charges[i].window_start_ms) {
+          base = after[j];
+        }
+      }
+      std::int64_t total = 0;
+      if (__builtin_add_overflow(base, charges[i].amount, &total) || total > charges[i].limit) {
+        outcome.failed = i;
+        outcome.used = std::move(before);
+        return Ok();
+      }
+      after[i] = total;
+    }
+    Result<Statement> write = c.Prepare(kSetBudgetUsed);
+    if (!write) return write.take_error();
+    for (std::size_t i = 0; i < charges.size(); ++i) {
+      BindBudgetWindow(*write, charges[i]);
+      write->BindInt(4, after[i]);
+      if (Status run = write->Run(); !run) return run;
+      write->Reset();
+    }
+    outcome.charged = true;
+    outcome.used = std::move(after);
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return outcome;
+}
+
+Status SqliteStore::RefundBudgets(const std::vector<BudgetCharge>& charges) {
+  if (Status s = CheckAmounts(charges); !s) return Annotate("RefundBudgets", s.take_error());
+  if (charges.empty()) return Ok();
+  return Write("RefundBudgets", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kRefundBudget);
+    if (!stmt) return stmt.take_error();
+    for (const BudgetCharge& charge : charges) {
+      BindBudgetWindow(*stmt, charge);
+      stmt->BindInt(4, charge.amount);
+      if (Status run = stmt->Run(); !run) return run;
+      stmt->Reset();
+    }
+    return Ok();
+  });
+}
+
+Result<std::int64_t> SqliteStore::BudgetUsed(const std::string& grant_id, const std::string& field,
+                                             std::int64_t window_start_ms) {
+  std::optional<std::int64_t> used;
+  Status s = Read("BudgetUsed", [&](Connection& c) -> Status {
+    used.reset();
+    Result<Statement> stmt = c.Prepare(kBudgetUsed);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, grant_id);
+    stmt->BindText(2, field);
+    stmt->BindInt(3, window_start_ms);
+    return ReadOne(*stmt, used, [](const Statement& row) { return row.Int(0); });
+  });
+  if (!s) return s.take_error();
+  return used.value_or(0);
+}
+
 Result<std::int64_t> SqliteStore::ResealAll(const ResealFn& reseal) {
   // Each sealed column, named by table and key column(s); rowid identifies the row.
   // Idempotent answers are sealed only when they hold a secret (their body then starts with
-  // the sealed form's version prefix).
+  // the sealed form's version prefix). The tables of migration 8 hold nothing sealed: action
+  // configs are request templates (credentials come from the connection at call time), run logs
+  // are redacted before they are stored, and budget windows are numbers.
   struct Column {
     std::string_view table, column, only_if;
   };

@@ -134,6 +134,25 @@ class SqliteStore final : public Store {
                                                               const std::string& tenant_key,
                                                               const std::string& key) override;
   Result<std::vector<ConnectionRecord>> ListConnections(const ConnectionFilter& filter) override;
+  // A key clash is a conflict naming the key and its scope; UpdateAction of a missing action is
+  // action_not_found. Update leaves id, workspace_id and created_at (the list's order) as they are.
+  Status InsertAction(const ActionRecord& action, const Effects& effects) override;
+  Status UpdateAction(const ActionRecord& action, const Effects& effects) override;
+  Result<std::optional<ActionRecord>> FindAction(const std::string& workspace_id,
+                                                 const std::string& id) override;
+  Result<std::vector<ActionRecord>> ListActions(const ActionFilter& filter) override;
+  Status InsertActionRun(const ActionRunRecord& run, const Effects& effects) override;
+  Result<std::optional<ActionRunRecord>> FindActionRun(const std::string& workspace_id,
+                                                       const std::string& id) override;
+  Result<std::vector<ActionRunRecord>> ListActionRuns(const ActionRunFilter& filter) override;
+  Result<std::int64_t> DeleteActionRunsBefore(std::int64_t before_ms) override;
+  // Budget windows are never pruned: past ones stay as one small row each (the store does not
+  // know a window's length, so cannot tell when it has passed). A negative amount is refused as
+  // a caller bug (server_error).
+  Result<BudgetOutcome> ChargeBudgets(const std::vector<BudgetCharge>& charges) override;
+  Status RefundBudgets(const std::vector<BudgetCharge>& charges) override;
+  Result<std::int64_t> BudgetUsed(const std::string& grant_id, const std::string& field,
+                                  std::int64_t window_start_ms) override;
   Status InsertConnectSession(const ConnectSessionRecord& session) override;
   Result<std::optional<ConnectSessionRecord>> FindConnectSession(const crypto::Digest& token_hash,
                                                                  std::int64_t now_ms) override;

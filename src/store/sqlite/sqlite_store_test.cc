@@ -123,12 +123,13 @@ class SqliteStoreTest : public ::testing::Test {
 };
 
 // The versions of every migration, as schema_migrations lists them.
-constexpr std::string_view kAllVersions = "1,2,3,4,5,6,7";
+constexpr std::string_view kAllVersions = "1,2,3,4,5,6,7,8";
 
-// Makes the file look like one at schema version 4: undoes migrations 7, 6 and 5 (5 dropped
+// Makes the file look like one at schema version 4: undoes migrations 8, 7, 6 and 5 (5 dropped
 // the check_records table of version 3, so it is made again, empty).
 void UndoMigrationsAfter4(RawDb& raw) {
   raw.Exec(
+      "DROP TABLE budget_windows; DROP TABLE action_runs; DROP TABLE actions;"
       "DROP TABLE connect_sessions; DROP TABLE connections; DROP TABLE integrations;"
       "DROP TABLE connectors; DROP TABLE tenants; DROP TABLE workspaces;"
       "DROP TABLE webhook_attempts; DROP TABLE webhook_messages;"
@@ -182,13 +183,13 @@ TEST_F(SqliteStoreTest, MigrationsAreRecordedOnceAndReopenIsIdempotent) {
   std::string applied_at;
   {
     RawDb raw(DbPath());
-    EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "7");
+    EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "8");
     EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), kAllVersions);
     applied_at = raw.Query("SELECT group_concat(applied_at) FROM schema_migrations");
   }
   for (int i = 0; i < 2; ++i) ASSERT_NE(OpenOrFail(DbPath()), nullptr);
   RawDb raw(DbPath());
-  EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "7");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "8");
   EXPECT_EQ(raw.Query("SELECT group_concat(applied_at) FROM schema_migrations"), applied_at);
 }
 
@@ -432,6 +433,70 @@ TEST_F(SqliteStoreTest, WritesWaitForAnotherWritersLockInsteadOfFailing) {
   Status s = store->InsertAgent(TestAgent("ap_1"));
   release.join();
   EXPECT_TRUE(s.ok()) << s.error().message;
+}
+
+TEST_F(SqliteStoreTest, ChargesThroughSeveralStoresOnOneFileNeverPassTheLimit) {
+  // Several processes sharing the file each have their own writer; BEGIN IMMEDIATE serializes
+  // them, so their budget charges cannot interleave between a read and its write.
+  constexpr int kStores = 4;
+  constexpr int kThreads = 8;
+  constexpr int kCharges = 100;
+  constexpr std::int64_t kLimit = 50;
+  std::vector<std::unique_ptr<SqliteStore>> stores;
+  for (int i = 0; i < kStores; ++i) {
+    stores.push_back(OpenOrFail(DbPath()));
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  std::atomic<int> next{0};
+  std::atomic<int> charged{0};
+  std::atomic<int> failures{0};
+  contract::RunConcurrently(kThreads, [&](int t) {
+    SqliteStore& store = *stores[static_cast<std::size_t>(t % kStores)];
+    while (next.fetch_add(1) < kCharges) {
+      Result<BudgetOutcome> outcome =
+          store.ChargeBudgets({contract::Charge("g_1", "spend", 1, kLimit)});
+      if (!outcome.ok()) {
+        ADD_FAILURE() << outcome.error().message;
+        ++failures;
+      } else if (outcome->charged) {
+        ++charged;
+      }
+    }
+  });
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(charged.load(), kLimit);
+  for (const auto& store : stores) {
+    Result<std::int64_t> used = store->BudgetUsed("g_1", "spend", kNow);
+    ASSERT_TRUE(used.ok()) << used.error().message;
+    EXPECT_EQ(*used, kLimit);
+  }
+}
+
+TEST_F(SqliteStoreTest, ActionKeyClashesAndMissingActionsHaveTheirOwnErrors) {
+  std::unique_ptr<SqliteStore> store = OpenOrFail(DbPath());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->EnsureWorkspace(contract::TestWorkspace("ws_1")).ok());
+  ASSERT_TRUE(store->InsertAction(contract::TestAction("ws_1", "act_1", "send", "int_1"), {}).ok());
+  Status clash = store->InsertAction(contract::TestAction("ws_1", "act_2", "send", "int_1"), {});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.error().code, Code::kConflict);
+  EXPECT_NE(clash.error().message.find("key \"send\" already exists in integration int_1"),
+            std::string::npos)
+      << clash.error().message;
+  Status same_id = store->InsertAction(contract::TestAction("ws_1", "act_1", "other"), {});
+  ASSERT_FALSE(same_id.ok());
+  EXPECT_EQ(same_id.error().code, Code::kConflict);
+  EXPECT_EQ(same_id.error().message.find("already exists in"), std::string::npos)
+      << "a duplicate id is not reported as a key clash: " << same_id.error().message;
+  Status no_workspace = store->InsertAction(contract::TestAction("ws_nope", "act_3", "x"), {});
+  ASSERT_FALSE(no_workspace.ok());
+  EXPECT_EQ(no_workspace.error().code, Code::kConflict) << "the workspace must exist";
+  Status missing = store->UpdateAction(contract::TestAction("ws_1", "act_nope", "x"), {});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, Code::kActionNotFound);
+  EXPECT_FALSE(store->ChargeBudgets({contract::Charge("g_1", "spend", -5, 10)}).ok())
+      << "a negative charge would raise the budget";
+  EXPECT_FALSE(store->RefundBudgets({contract::Charge("g_1", "spend", -1, 10)}).ok());
 }
 
 // --- measurements: run with --gtest_also_run_disabled_tests --------------------------------------
