@@ -14,7 +14,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
@@ -517,7 +517,8 @@ test('connect with --credentials is READY at once; act calls the app through the
   expectApiError(await ag(['act', '--api', '{"path": "/x"}'], asToken(t)), 'missing_fields');
 
   // Usage errors.
-  expectUsage(await ag(['act', '--connectionKey', 'echo-1'], asToken(t)), /missing --api JSON/);
+  // Without anything to run (the message names --api among --id, --key and --code).
+  expectUsage(await ag(['act', '--connectionKey', 'echo-1'], asToken(t)), /--api/);
   expectUsage(await ag(['act', '--connectionKey', 'echo-1', '--api', '{"path": '], asToken(t)),
     /--api must be a JSON object/);
   expectUsage(await ag(['act', '--connectionKey', 'echo-1', '--api', '"GET /x"'], asToken(t)),
@@ -710,4 +711,221 @@ test('keys rotate prints the new and previous key ids and how many secrets were 
   // The connections still work with their resealed credentials.
   const tenant = await mint(['--tenantKey', 'cli-t1']);
   assert.equal((await ag(['act', '--connectionKey', 'echo-1', '--api', '{"path": "/x"}'], asToken(tenant))).code, 0);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Actions, run logs, export and import (issue 6)
+
+test('help for the action commands: flags, example and exit codes', async () => {
+  const top = await cli(['--help']);
+  assert.equal(top.code, 0, top.all);
+  for (const cmd of ['action list', 'action create', 'action get', 'action update', 'action replace',
+    'action delete', 'action restore', 'action run', 'action-run-log get', 'action-run-log list',
+    'export', 'import']) {
+    assert.match(top.stdout, new RegExp(`^  ${cmd} `, 'm'), `top-level help lists ${cmd}`);
+  }
+  const commands = {
+    act: ['--api', '--id', '--key', '--code', '--connectionKey', '--connectionId', '--integrationKey',
+      '--integrationId', '--input', '--meta'],
+    'action list': ['--connectionId', '--connectionKey', '--integrationKey', '--externalAppId', '--intent',
+      '--limit', '--cursor', '--includeArchived'],
+    'action create': ['--key', '--name', '--description', '--type', '--config', '--inputSchema',
+      '--outputSchema', '--integrationKey', '--integrationId', '--connectionId', '--connectionKey'],
+    'action get': ['--integrationKey', '--connectionId'],
+    'action update': ['--data'],
+    'action replace': ['--data'],
+    'action delete': ['--integrationKey'],
+    'action restore': [],
+    'action run': ['--input', '--connectionKey', '--connectionId'],
+    'action-run-log get': ['--details'],
+    'action-run-log list': ['--actionId', '--connectionId', '--agentId', '--status', '--limit', '--cursor'],
+    export: ['--out'],
+    import: ['FILE'],
+  };
+  for (const [cmd, words] of Object.entries(commands)) {
+    const r = await cli([...cmd.split(' '), '--help']);
+    assert.equal(r.code, 0, r.all);
+    assert.match(r.stdout, new RegExp(`^Usage: agentgate ${cmd} `), r.all);
+    for (const w of [...words, '--url', '--json', 'Example', 'Exit codes']) {
+      assert.ok(r.stdout.includes(w), `help of '${cmd}' mentions ${w}:\n${r.stdout}`);
+    }
+  }
+  const group = await cli(['action', '--help']);
+  assert.equal(group.code, 0, group.all);
+  for (const sub of ['list', 'create', 'get', 'update', 'replace', 'delete', 'restore', 'run']) {
+    assert.match(group.stdout, new RegExp(`^  action ${sub} `, 'm'), group.all);
+  }
+});
+
+test('action create, list, get, update, replace, delete, restore and run; act --key and --id; action-run-log get --details', async () => {
+  const manager = await mint(['--manager']);
+  const t = await mint(['--tenantKey', 'cli-t1']);
+  const config = JSON.stringify({ request: { method: 'GET', path: '/items/{{input.id}}' } });
+  const schema = JSON.stringify({ type: 'object', properties: { id: { type: 'string' } }, required: ['id'] });
+  const made = jsonOf(await ag(['action', 'create', '--key', 'cli-get-item', '--name', 'Get item',
+    '--description', 'Fetches one item by its id', '--config', config, '--inputSchema', schema,
+    '--integrationKey', ECHO, '--json'], asToken(manager)), 'POST', '/actions', 201);
+  assert.match(made.id, /^act_/);
+  assert.equal(made.key, 'cli-get-item');
+  assert.equal(made.layer, 'integration');
+  assert.equal(made.integrationKey, ECHO);
+  assert.deepEqual(made.inputSchema, JSON.parse(schema));
+  const plain = await ag(['action', 'create', '--key', 'cli-universal', '--description', 'Posts a thing',
+    '--config', JSON.stringify({ request: { method: 'POST', path: '/things' } })], asToken(manager));
+  assert.equal(plain.code, 0, plain.all);
+  assert.match(plain.stdout, /^id: +act_\S+$/m);
+  assert.match(plain.stdout, /^key: +cli-universal$/m);
+  assert.match(plain.stdout, /^layer: +universal$/m);
+
+  expectApiError(await ag(['action', 'create', '--key', 'cli-by-tenant', '--config', config], asToken(t)), 'forbidden');
+  expectApiError(await ag(['action', 'create', '--key', 'cli-universal', '--config', config], asToken(manager)), 'conflict');
+  expectUsage(await ag(['action', 'create', '--key', 'cli-x'], asToken(manager)), /--config/);
+  expectUsage(await ag(['action', 'create', '--key', 'cli-x', '--config', '{"request": '], asToken(manager)), /--config/);
+  expectUsage(await ag(['action', 'create', '--key', 'cli-x', '--config', config, '--inputSchema', 'nope'],
+    asToken(manager)), /--inputSchema/);
+
+  // list and get, as the tenant.
+  const listed = jsonOf(await ag(['action', 'list', '--json'], asToken(t)), 'GET', '/actions');
+  const keys = listed.items.map((a) => a.key);
+  assert.ok(keys.includes('cli-get-item') && keys.includes('cli-universal'), keys.join(', '));
+  const table = await ag(['action', 'list'], asToken(t));
+  assert.equal(table.code, 0, table.all);
+  assert.ok(table.stdout.includes('cli-get-item') && table.stdout.includes(made.id), table.all);
+  const ranked = jsonOf(await ag(['action', 'list', '--intent', 'fetch an item by id', '--json'], asToken(t)),
+    'GET', '/actions?intent=fetch');
+  assert.equal(ranked.items[0]?.key, 'cli-get-item', JSON.stringify(ranked));
+  const byIntegration = jsonOf(await ag(['action', 'list', '--integrationKey', ECHO, '--json'], asToken(t)),
+    'GET', `/actions?integrationKey=${ECHO}`);
+  assert.ok(byIntegration.items.some((a) => a.id === made.id));
+  const got = jsonOf(await ag(['action', 'get', 'cli-get-item', '--integrationKey', ECHO, '--json'], asToken(t)),
+    'GET', '/actions/cli-get-item');
+  assert.equal(got.id, made.id);
+  const gotPlain = await ag(['action', 'get', made.id], asToken(t));
+  assert.equal(gotPlain.code, 0, gotPlain.all);
+  assert.match(gotPlain.stdout, /^key: +cli-get-item$/m);
+  expectApiError(await ag(['action', 'get', 'cli-no-such-action'], asToken(t)), 'action_not_found');
+  expectUsage(await ag(['action', 'get'], asToken(t)), /missing/i);
+
+  // update merges, replace replaces.
+  const updated = jsonOf(await ag(['action', 'update', 'cli-get-item', '--integrationKey', ECHO, '--data',
+    '{"description": "Fetches an item"}', '--json'], asToken(manager)), 'PATCH', '/actions/cli-get-item');
+  assert.equal(updated.description, 'Fetches an item');
+  assert.deepEqual(updated.config, made.config);
+  expectUsage(await ag(['action', 'update', 'cli-get-item', '--data', '[1]'], asToken(manager)), /--data/);
+  const replaced = jsonOf(await ag(['action', 'replace', made.id, '--data', JSON.stringify({
+    key: 'cli-get-item', name: 'Get item', config: JSON.parse(config), inputSchema: JSON.parse(schema),
+  }), '--json'], asToken(manager)), 'PUT', `/actions/${made.id}`);
+  assert.equal(replaced.description, '');
+  assert.equal(replaced.layer, 'integration');
+
+  // run, and act --key / --id: the app's answer on stdout, as act --api prints it.
+  const ran = await ag(['action', 'run', 'cli-get-item', '--connectionKey', 'echo-1', '--input', '{"id": "42"}'], asToken(t));
+  assert.equal(ran.code, 0, ran.all);
+  assert.deepEqual(JSON.parse(ran.stdout), { ok: true, path: '/v1/items/42', method: 'GET' });
+  assert.equal(vendor.seen.at(-1).headers['x-api-key'], API_KEY);
+  const ranJson = jsonOf(await ag(['action', 'run', 'cli-get-item', '--connectionKey', 'echo-1', '--input',
+    '{"id": "43"}', '--json'], asToken(t)), 'POST', '/actions/cli-get-item/run');
+  assert.equal(ranJson.status, 200);
+  assert.match(ranJson.actionRunId, /^run_/);
+  const byKey = jsonOf(await ag(['act', '--key', 'cli-get-item', '--connectionKey', 'echo-2', '--input',
+    '{"id": "7"}', '--meta', '{"via": "cli"}', '--json'], asToken(t)), 'POST', '/act');
+  assert.deepEqual(byKey.output, { ok: true, path: '/v1/items/7', method: 'GET' });
+  assert.equal(vendor.seen.at(-1).headers['x-api-key'], 'key-cli-second');
+  const byId = await ag(['act', '--id', made.id, '--connectionKey', 'echo-1', '--input', '{"id": "8"}'], asToken(t));
+  assert.equal(byId.code, 0, byId.all);
+  assert.equal(JSON.parse(byId.stdout).path, '/v1/items/8');
+  const seen = vendor.seen.length;
+  const invalid = await ag(['act', '--key', 'cli-get-item', '--connectionKey', 'echo-1', '--input', '{}'], asToken(t));
+  expectApiError(invalid, 'invalid_input');
+  assert.match(invalid.stderr, /id/);
+  assert.equal(vendor.seen.length, seen, 'an invalid input reaches no app');
+  // Two things to run: refused by the CLI (2) or by the server (1), never sent on.
+  const both = await ag(['act', '--key', 'cli-get-item', '--api', '{"path": "/x"}', '--connectionKey', 'echo-1'],
+    asToken(t));
+  assert.ok(both.code === 1 || both.code === 2, both.all);
+  assert.equal(vendor.seen.length, seen);
+  expectApiError(await ag(['act', '--code', 'return 1', '--connectionKey', 'echo-1'], asToken(t)), 'invalid_field');
+
+  // The run log, plain and with its redacted exchanges.
+  const runId = ranJson.actionRunId;
+  const log = jsonOf(await ag(['action-run-log', 'get', runId, '--json'], asToken(t)), 'GET', `/action-run-logs/${runId}`);
+  assert.equal(log.id, runId);
+  assert.equal(log.status, 'success');
+  assert.equal(log.action.key, 'cli-get-item');
+  assert.deepEqual(log.input, { id: '43' });
+  assert.equal(log.details, undefined);
+  const logPlain = await ag(['action-run-log', 'get', runId], asToken(t));
+  assert.equal(logPlain.code, 0, logPlain.all);
+  assert.ok(logPlain.stdout.includes(runId) && logPlain.stdout.includes('success'), logPlain.all);
+  const details = await ag(['action-run-log', 'get', runId, '--details', '--json'], asToken(t));
+  const d = jsonOf(details, 'GET', `/action-run-logs/${runId}/details`);
+  assert.ok(d.details.exchanges[0].request.url.endsWith('/v1/items/43'), JSON.stringify(d.details));
+  assert.ok(details.stdout.includes('[REDACTED]'));
+  const detailsPlain = await ag(['action-run-log', 'get', runId, '--details'], asToken(t));
+  assert.equal(detailsPlain.code, 0, detailsPlain.all);
+  for (const r of [details, detailsPlain, logPlain]) assert.ok(!r.all.includes(API_KEY), 'the key is never printed');
+  const runsList = jsonOf(await ag(['action-run-log', 'list', '--actionId', made.id, '--json'], asToken(t)),
+    'GET', `/action-run-logs?actionId=${made.id}`);
+  assert.ok(runsList.items.some((x) => x.id === runId));
+  assert.ok(runsList.items.every((x) => x.action?.id === made.id));
+  expectApiError(await ag(['action-run-log', 'get', 'run_doesnotexist0000'], asToken(t)), 'action_run_not_found');
+  const other = await mint(['--tenantKey', 'cli-other']);
+  expectApiError(await ag(['action-run-log', 'get', runId], asToken(other)), 'action_run_not_found');
+
+  // delete archives, restore brings it back.
+  const archived = jsonOf(await ag(['action', 'delete', 'cli-get-item', '--integrationKey', ECHO, '--json'],
+    asToken(manager)), 'DELETE', '/actions/cli-get-item');
+  assert.equal(archived.isArchived, true);
+  const after = jsonOf(await ag(['action', 'list', '--json'], asToken(t)), 'GET', '/actions');
+  assert.ok(!after.items.some((a) => a.id === made.id));
+  const withArchived = jsonOf(await ag(['action', 'list', '--includeArchived', '--json'], asToken(t)),
+    'GET', '/actions?includeArchived=1');
+  assert.ok(withArchived.items.some((a) => a.id === made.id));
+  expectApiError(await ag(['act', '--id', made.id, '--connectionKey', 'echo-1', '--input', '{"id": "1"}'], asToken(t)),
+    'action_not_found');
+  const restored = jsonOf(await ag(['action', 'restore', made.id, '--json'], asToken(manager)), 'POST',
+    `/actions/${made.id}/restore`);
+  assert.equal(restored.isArchived, false);
+  assert.equal((await ag(['action', 'run', made.id, '--connectionKey', 'echo-1', '--input', '{"id": "9"}'],
+    asToken(t))).code, 0);
+  const unknown = await ag(['action', 'archive', made.id], asToken(manager));
+  assert.equal(unknown.code, 2, unknown.all);
+  assert.match(unknown.stderr, /unknown command 'agentgate action archive'/);
+});
+
+test('export writes the workspace as JSON without secrets; import reads it back (a file or stdin)', async () => {
+  const dir = makeTempDir('agentgate-cli-export-');
+  const file = path.join(dir, 'workspace.json');
+  const wrote = await ag(['export', '--out', file], asSession());
+  assert.equal(wrote.code, 0, wrote.all);
+  const text = readFileSync(file, 'utf8');
+  const doc = JSON.parse(text);
+  if (!process.env.AGENTGATE_E2E_NO_OPENAPI) validateResponse('GET', '/export', 200, 'application/json', text);
+  assert.equal(doc.version, 1);
+  assert.ok(doc.connectors.some((c) => c.key === ECHO));
+  assert.ok(doc.integrations.some((i) => i.key === OAUTH && i.parameters?.clientId === 'cid-123'));
+  assert.ok(doc.actions.some((a) => a.key === 'cli-universal'));
+  for (const secret of [CLIENT_SECRET, API_KEY, 'key-cli-second', creds.workspaceSecret]) {
+    assert.ok(!text.includes(secret), `the export holds no secret (${secret.slice(0, 10)}…)`);
+  }
+  const toStdout = await ag(['export'], asSession());
+  assert.equal(toStdout.code, 0, toStdout.all);
+  assert.deepEqual(JSON.parse(toStdout.stdout).actions, doc.actions);
+
+  const imported = jsonOf(await ag(['import', file, '--json'], asSession()), 'POST', '/import');
+  assert.equal(imported.actions.created, 0);
+  assert.equal(imported.actions.unchanged, doc.actions.length);
+  assert.equal(imported.connectors.unchanged, doc.connectors.length);
+  const fromStdin = await ag(['import', '-'], { ...asSession(), input: text });
+  assert.equal(fromStdin.code, 0, fromStdin.all);
+
+  const tenant = await mint(['--tenantKey', 'cli-t1']);
+  expectApiError(await ag(['export'], asToken(tenant)), 'forbidden');
+  expectApiError(await ag(['import', file], asToken(tenant)), 'forbidden');
+  const missing = await ag(['import', path.join(dir, 'missing.json')], asSession());
+  assert.equal(missing.code, 2, missing.all);
+  const notJson = path.join(dir, 'bad.json');
+  writeFileSync(notJson, '{"version": ');
+  assert.equal((await ag(['import', notJson], asSession())).code, 2);
+  expectUsage(await ag(['import'], asSession()), /FILE/);
 });

@@ -195,6 +195,38 @@ test('Streamable HTTP: the SDK negotiates, lists the tools, and calls every one 
   await call('update-connection', { connection_id: 'mcp-1', name: 'renamed over MCP' });
   const acted = await call('act', { connectionKey: 'mcp-1', api: { method: 'GET', path: '/items' } });
   assert.deepEqual(acted.output, { ok: true, path: '/api/items', key: 'k-mcp' });
+  // Actions (issue 6): path parameters are named as in the routes (selector, run_id).
+  const action = await call('create-action', {
+    key: 'mcp-get-item', name: 'Get item', description: 'Fetches one item by its id',
+    config: { request: { method: 'GET', path: '/items/{{input.id}}' } },
+    inputSchema: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+    integrationKey: 'mcp-echo',
+  });
+  assert.match(action.id, /^act_/);
+  assert.equal(action.layer, 'integration');
+  const ranked = await call('list-actions', { intent: 'fetch an item' });
+  assert.equal(ranked.items[0]?.id, action.id);
+  assert.equal((await call('get-action', { selector: 'mcp-get-item' })).id, action.id);
+  const updatedAction = await call('update-action', { selector: action.id, description: 'Fetches an item' });
+  assert.equal(updatedAction.description, 'Fetches an item');
+  const byKey = await call('act', { key: 'mcp-get-item', connectionKey: 'mcp-1', input: { id: '9' } });
+  assert.deepEqual(byKey.output, { ok: true, path: '/api/items/9', key: 'k-mcp' });
+  assert.match(byKey.actionRunId, /^run_/);
+  const ranAction = await call('run-action', { selector: action.id, connectionKey: 'mcp-1', input: { id: '10' } });
+  assert.equal(ranAction.output.path, '/api/items/10');
+  const runLog = await call('get-action-run-log', { run_id: byKey.actionRunId, includeDetails: 'true' });
+  assert.equal(runLog.id, byKey.actionRunId);
+  assert.equal(runLog.status, 'success');
+  assert.ok(runLog.details.exchanges.length >= 1);
+  assert.ok(!JSON.stringify(runLog).includes('k-mcp'), 'the key is redacted in the run log');
+  const runLogs = await call('list-action-run-logs', { actionId: action.id });
+  assert.ok(runLogs.items.some((r) => r.id === byKey.actionRunId));
+  const exported = await call('export-workspace', {});
+  assert.ok(exported.actions.some((a) => a.key === 'mcp-get-item'));
+  const importedBack = await call('import-workspace', exported);
+  assert.equal(importedBack.actions.created, 0);
+  const archivedAction = await call('delete-action', { selector: action.id });
+  assert.equal(archivedAction.isArchived, true);
   await call('delete-connection', { connection_id: 'mcp-1' });
   await call('restore-connection', { connection_id: 'mcp-1' });
   const oauthConn = await call('connect', {
