@@ -29,6 +29,9 @@ constexpr std::array kAbilities{
                 "Workspace administration (an admin's token only): credentials, tenant and "
                 "manager tokens, integrations and their parameters, custom connectors, key "
                 "rotation."},
+    AbilityInfo{kAct, "act",
+                "Run actions and inline requests through your connections (POST /act, POST "
+                "/actions/:selector/run)."},
 };
 static_assert((kAbilities.back().bit << 1) - 1 == kAllAbilities,
               "kAllAbilities must cover exactly the catalogue");

@@ -1,9 +1,10 @@
 // Who is calling and what they may do: abilities, personal access tokens held in memory, and the
 // principal a request resolves to.
 //
-// Abilities are "resource:verb" names. A person signed in by session holds all of them; an
-// access token holds those it was minted with ("*" meaning all, including abilities added in
-// later versions); an agent holds none (agents use their own endpoints with their own secret).
+// Abilities are "resource:verb" names (or a bare verb, "act", for a capability of its own). A
+// person signed in by session holds all of them; an access token holds those it was minted with
+// ("*" meaning all, including abilities added in later versions); an agent holds none (agents use
+// their own endpoints with their own secret).
 //
 // Thread safety: TokenTable may be used from any thread; the rest are values.
 #pragma once
@@ -37,8 +38,9 @@ enum Ability : std::uint32_t {
   kTokenManage = 1u << 8,
   kConnectionManage = 1u << 9,
   kWorkspaceManage = 1u << 10,
+  kAct = 1u << 11,
 };
-inline constexpr std::uint32_t kAllAbilities = (1u << 11) - 1;
+inline constexpr std::uint32_t kAllAbilities = (1u << 12) - 1;
 
 struct AbilityInfo {
   Ability bit;
