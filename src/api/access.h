@@ -1,9 +1,10 @@
 // Who is calling and what they may do: abilities, personal access tokens held in memory, and the
 // principal a request resolves to.
 //
-// Abilities are "resource:verb" names. A person signed in by session holds all of them; an
-// access token holds those it was minted with ("*" meaning all, including abilities added in
-// later versions); an agent holds none (agents use their own endpoints with their own secret).
+// Abilities are "resource:verb" names (or a bare verb, "act", for a capability of its own). A
+// person signed in by session holds all of them; an access token holds those it was minted with
+// ("*" meaning all, including abilities added in later versions); an agent holds none (agents use
+// their own endpoints with their own secret).
 //
 // Thread safety: TokenTable may be used from any thread; the rest are values.
 #pragma once

@@ -106,7 +106,10 @@ http::Response Service::RecordRun(http::Request& req, Call& call, ActRun& run, i
   details["request"] = run.request_json;
   details["exchanges"] = run.exchanges;
   run.rec.details_json = Serialize(details);
-  if (!run.input.empty()) run.rec.input_json = Serialize(run.input);
+  // What the log keeps never holds a credential, even where the app echoed one back.
+  if (!run.input.empty()) run.rec.input_json = run.redactor.Redact(Serialize(run.input));
+  if (!run.rec.output_json.empty()) run.rec.output_json = run.redactor.Redact(run.rec.output_json);
+  if (!run.rec.error_json.empty()) run.rec.error_json = run.redactor.Redact(run.rec.error_json);
   if (run.connection) {
     run.rec.connection_id = run.connection->id;
     run.rec.integration_id = run.connection->integration_id;

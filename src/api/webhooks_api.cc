@@ -23,7 +23,8 @@ constexpr std::array<std::string_view, 12> kEventTypes = {
     "agent.registered",      "permission.granted",   "permission.revoked",
     "permission.expired",    "token.created",        "token.revoked",
     "connection.created",    "connection.ready",     "connection.disconnected",
-    "connection.reconnected", "connection.archived", "connection.restored"};
+    "connection.reconnected", "connection.archived", "connection.restored",
+    "action_run.succeeded", "action_run.failed"};
 
 std::string EventList() {
   std::string out;

@@ -109,6 +109,51 @@ TEST(ToolRegistryTest, CallsAreBuiltFromArguments) {
   EXPECT_EQ(call.body, R"({"description":"new"})");
 }
 
+TEST(ToolRegistryTest, ActionToolsRouteSelectorsAndBodies) {
+  for (std::string_view name :
+       {"act", "list-actions", "get-action", "create-action", "update-action", "delete-action",
+        "run-action", "get-action-run-log", "list-action-run-logs", "export-workspace",
+        "import-workspace"}) {
+    EXPECT_TRUE(Registry().Find(name)) << name;
+  }
+  // act: exactly one of api, id, key and code is the route's rule, so none is required here.
+  const Tool* act = Registry().Find("act");
+  ASSERT_TRUE(act);
+  const json::object& props = act->input_schema.at("properties").as_object();
+  for (std::string_view field : {"api", "id", "key", "input", "meta", "connectionKey"}) {
+    EXPECT_TRUE(props.contains(field)) << field;
+  }
+  EXPECT_FALSE(act->input_schema.as_object().contains("required"));
+  EXPECT_TRUE(ValidateAgainstSchema(act->input_schema, json::parse(R"({"key": "k", "input": 1})")));
+
+  const Tool* run = Registry().Find("run-action");
+  ASSERT_TRUE(run);
+  HttpCall call = ToolRegistry::ToHttpCall(
+      *run, json::parse(R"({"selector": "create refund", "connectionKey": "s", "input": {"n": 1}})")
+                .as_object());
+  EXPECT_EQ(call.method, http::Method::kPost);
+  EXPECT_EQ(call.target, "/actions/create%20refund/run");
+  EXPECT_EQ(call.body, R"({"connectionKey":"s","input":{"n":1}})");
+
+  const Tool* get = Registry().Find("get-action");
+  call = ToolRegistry::ToHttpCall(
+      *get,
+      json::parse(R"({"selector": "create-refund", "integrationKey": "stripe"})").as_object());
+  EXPECT_EQ(call.target, "/actions/create-refund?integrationKey=stripe");
+  EXPECT_EQ(call.body, "");
+
+  const Tool* log = Registry().Find("get-action-run-log");
+  call = ToolRegistry::ToHttpCall(
+      *log, json::parse(R"({"id": "run_1", "includeDetails": "true"})").as_object());
+  EXPECT_EQ(call.target, "/action-run-logs/run_1?includeDetails=true");
+
+  const Tool* update = Registry().Find("update-action");
+  call = ToolRegistry::ToHttpCall(
+      *update, json::parse(R"({"selector": "act_1", "name": "New"})").as_object());
+  EXPECT_EQ(call.method, http::Method::kPatch);
+  EXPECT_EQ(call.body, R"({"name":"New"})");
+}
+
 TEST(ToolRegistryTest, AnUnknownOperationIsReported) {
   EXPECT_FALSE(ToolRegistry::FromOpenApi(R"({"paths": {}})").ok());
   EXPECT_FALSE(ToolRegistry::FromOpenApi("not json").ok());

@@ -164,11 +164,58 @@ constexpr std::array kToolSpecs = {
              "for good marks the connection DISCONNECTED (reconnect it with connect "
              "{connectionId}).",
              false, false, false},
-    ToolSpec{"act", "Call an app through a connection", "act",
-             "Send an HTTP request to the connected app through a connection: {api: {method, "
-             "path, query, headers, body}, connectionKey | connectionId}. Credentials are "
-             "injected; the path is relative to the connector's base URL. Returns {output}.",
+    ToolSpec{"act", "Run an action or a request through a connection", "act",
+             "Run an action ({key | id, input}) or send one inline HTTP request ({api: {method, "
+             "path, query, headers, body}}) through a connection (connectionKey | connectionId; "
+             "default: the tenant's only one, of integrationKey when given). Credentials are "
+             "injected; paths are relative to the connector's base URL. Returns {output, "
+             "actionRunId, status, connectionId}; every error carries actionRunId too. An agent "
+             "may run only actions it holds a grant for (key = the grant's action), within its "
+             "scope: a refusal is permission_denied naming the constraint.",
              false, false, false},
+    ToolSpec{"list-actions", "List actions", "listActions",
+             "The actions that can run: filter by connectionId or connectionKey (those usable "
+             "through that connection), integrationKey or externalAppId; intent (\"refund a "
+             "charge\") ranks them by relevance. Each has a key, an inputSchema and a "
+             "description; run one with act {key, input}.",
+             true, false, true},
+    ToolSpec{"get-action", "Get an action", "getAction",
+             "One action by id or key (hints integrationKey or connectionId pick among actions "
+             "that share a key), with its inputSchema and request template.",
+             true, false, true},
+    ToolSpec{"create-action", "Create an action", "createAction",
+             "Define a reusable request: key, name, description, config.request {method, path, "
+             "query, headers, body} with {{input.field}} placeholders, inputSchema; universal, "
+             "or scoped by integrationKey or connectionId. Managers only.",
+             false, false, false},
+    ToolSpec{"update-action", "Update an action", "updateAction",
+             "Change an action's key, name, description, config or schemas (a merge; null "
+             "clears a schema). Its scope never changes. Managers only.",
+             false, false, true},
+    ToolSpec{"delete-action", "Delete an action", "deleteAction",
+             "Archive an action: it leaves list-actions and no longer runs. Managers only.", false,
+             true, true},
+    ToolSpec{"run-action", "Run an action", "runAction",
+             "Run the action named by selector (id or key) with input, through a connection "
+             "(connectionKey | connectionId; default: the tenant's only one). As act with key.",
+             false, false, false},
+    ToolSpec{"get-action-run-log", "Get an action run", "getActionRunLog",
+             "One run by its actionRunId: status, action, connection, input, output or error, "
+             "timings; includeDetails=true adds the HTTP exchanges with every credential "
+             "redacted.",
+             true, false, true},
+    ToolSpec{"list-action-run-logs", "List action runs", "listActionRunLogs",
+             "Runs of act and run-action, newest first; filter by actionId, connectionId, "
+             "agentId or status (success | error).",
+             true, false, true},
+    ToolSpec{"export-workspace", "Export the workspace", "exportWorkspace",
+             "The workspace's custom connectors, integrations and actions as one JSON document, "
+             "without secrets, for import-workspace elsewhere. Managers only.",
+             true, false, true},
+    ToolSpec{"import-workspace", "Import into the workspace", "importWorkspace",
+             "Add or change connectors, integrations and actions from an export-workspace "
+             "document (matched by key; nothing deleted; all or nothing). Managers only.",
+             false, false, true},
 };
 
 const std::set<std::string_view> kOpenApiOnlyKeywords = {"example", "discriminator", "xml",

@@ -156,7 +156,9 @@ test('help for the integration commands: flags, credentials, example and exit co
     'integration archive', 'integration restore', 'integration update', 'integration parameters',
     'connection list', 'connection get', 'connection delete', 'connection restore',
     'connection refresh', 'connection update', 'connect',
-    'act', 'token create']) {
+    'act', 'action list', 'action create', 'action get', 'action update', 'action replace',
+    'action delete', 'action restore', 'action run', 'action-run-log list', 'action-run-log get',
+    'export', 'import', 'token create']) {
     assert.match(top.stdout, new RegExp(`^  ${cmd} `, 'm'), `top-level help lists ${cmd}`);
   }
   assert.match(top.stdout, /^  token {2,}mint a tenant or manager token/m);
@@ -181,7 +183,22 @@ test('help for the integration commands: flags, credentials, example and exit co
     connect: ['--integrationKey', '--integrationId', '--connectorKey', '--connectorId',
       '--connectionId', '--connectionKey', '--credentials', '--fields', '--non-interactive',
       '--timeout', 'default 300', 'Open this link to connect'],
-    act: ['--api', '--connectionKey', '--connectionId', '--integrationKey', '--input'],
+    act: ['--key', '--id', '--api', '--code', '--connectionKey', '--connectionId', '--integrationKey',
+      '--integrationId', '--input', '--meta', '--secret', 'AGENTGATE_AGENT_SECRET', 'actionRunId'],
+    'action list': ['--connectionKey', '--integrationKey', '--externalAppId', '--intent',
+      '--includeArchived', '--limit', '--cursor', '--all-pages'],
+    'action create': ['--config', '--key', '--name', '--description', '--type', '--inputSchema',
+      '--outputSchema', '--integrationKey', '--integrationId', '--connectionId', '--connectionKey'],
+    'action get': ['SELECTOR', '--integrationKey', '--connectionId'],
+    'action update': ['SELECTOR', '--data'],
+    'action replace': ['SELECTOR', '--data'],
+    'action delete': ['SELECTOR'],
+    'action restore': ['ACTION_ID'],
+    'action run': ['SELECTOR', '--input', '--connectionKey', '--secret', 'AGENTGATE_AGENT_SECRET'],
+    'action-run-log list': ['--actionId', '--connectionId', '--agentId', '--status', '--limit'],
+    'action-run-log get': ['RUN_ID', '--details', '[REDACTED]'],
+    export: ['--out'],
+    import: ['FILE'],
   };
   for (const [cmd, words] of Object.entries(commands)) {
     for (const args of [[...cmd.split(' '), '--help'], ['help', ...cmd.split(' ')]]) {
@@ -517,14 +534,16 @@ test('connect with --credentials is READY at once; act calls the app through the
   expectApiError(await ag(['act', '--api', '{"path": "/x"}'], asToken(t)), 'missing_fields');
 
   // Usage errors.
-  // Without anything to run (the message names --api among --id, --key and --code).
-  expectUsage(await ag(['act', '--connectionKey', 'echo-1'], asToken(t)), /--api/);
+  expectUsage(await ag(['act', '--connectionKey', 'echo-1'], asToken(t)),
+    /give --key KEY or --id ID \(an action\), or --api JSON/);
+  expectUsage(await ag(['act', '--key', 'k', '--api', '{}'], asToken(t)),
+    /give one of --key, --id, --api and --code, not both --key and --api/);
   expectUsage(await ag(['act', '--connectionKey', 'echo-1', '--api', '{"path": '], asToken(t)),
     /--api must be a JSON object/);
   expectUsage(await ag(['act', '--connectionKey', 'echo-1', '--api', '"GET /x"'], asToken(t)),
     /--api must be a JSON object/);
   expectUsage(await ag(['act', '--connectionKey', 'echo-1', '--api', '{}', '--input', 'nope'], asToken(t)),
-    /--input is not valid JSON/);
+    /--input must be a JSON object/);
   expectUsage(await ag(['connect', '--connectorKey', ECHO, '--credentials', '["k"]'], asToken(t)),
     /--credentials must be a JSON object/);
   expectUsage(await ag(['connect', '--connectorKey', ECHO, '--fields', '{'], asToken(t)),

@@ -169,9 +169,11 @@ test('error codes: the ErrorCode enum is the served catalogue; every listed code
     const codes = schema?.properties?.error?.enum ?? [];
     for (const c of codes) {
       if (!served.has(c)) problems.push(`${where}: unknown code ${c}`);
-      // The one exception: /act answers an app's own 4xx refusal with that status (the caller's
-      // request was refused, which is not a bad gateway) and code upstream_error.
-      else if (c === 'upstream_error' && where.startsWith('POST /act ') && /^4/.test(status)) continue;
+      // The one exception: /act and POST /actions/{selector}/run answer an app's own 4xx refusal
+      // with that status (the caller's request was refused, which is not a bad gateway) and code
+      // upstream_error.
+      else if (c === 'upstream_error' && /^POST \/(act|actions\/\{selector\}\/run) /.test(where) &&
+        /^4/.test(status)) continue;
       else if (String(served.get(c)) !== status) problems.push(`${where}: ${c} is HTTP ${served.get(c)}, listed under ${status}`);
     }
     if (Number(status) >= 400 && codes.length === 0) problems.push(`${where}: no code list`);
@@ -220,12 +222,14 @@ test('Idempotency-Key is declared exactly on the writes that honour it', async (
 test('every documented path lists exactly its methods (405 Allow, checked by the validator)', async () => {
   for (const p of Object.keys(spec.paths)) {
     const concrete = p.replace(/\{[^}]+\}/g, 'x');
-    const documented = Object.keys(spec.paths[p]);
-    // PUT is documented nowhere; api() validates the 405 and compares its Allow header with the
-    // documented methods of every template the path matches.
-    assert.ok(!documented.includes('put'), `${p} documents PUT: pick another probe method`);
-    const res = await api(srv.url, 'PUT', concrete);
-    assert.equal(res.status, 405, `PUT ${concrete}: ${res.status} ${res.text}`);
+    // A method no template matching the path documents (PUT, except on /actions/{selector});
+    // api() validates the 405 and compares its Allow header with the documented methods of every
+    // template the path matches.
+    const documented = new Set(matchTemplate(concrete).flatMap((t) => Object.keys(spec.paths[t])));
+    const probe = ['put', 'patch', 'delete', 'post'].find((m) => !documented.has(m));
+    assert.ok(probe, `${p}: every probe method is documented`);
+    const res = await api(srv.url, probe.toUpperCase(), concrete);
+    assert.equal(res.status, 405, `${probe.toUpperCase()} ${concrete}: ${res.status} ${res.text}`);
   }
 });
 
