@@ -11,15 +11,18 @@
 #   (2) the in-process decision benchmark (Google Benchmark);
 #   (3) durable grants/s: 32 clients POST /permission/grant with a session cookie, then the count
 #       is checked against the database after a SIGKILL and restart;
-#   (4) start-up time and resident memory at 1,000,000 grants / 100,000 agents.
+#   (4) start-up time and resident memory at 1,000,000 grants / 100,000 agents;
+#   (5) POST /act overhead: bench/act.sh (a call through a connection against calling the same
+#       local upstream, nginx, directly; added p50/p99 and the throughput ratio).
 # and prints a Markdown results block, also written to bench/results/latest.md (raw tool output
 # goes to bench/results/latest.log). Every server listens on 127.0.0.1 only; everything started
 # here is stopped, and the temporary directory removed, on exit.
 #
 # Knobs (environment): BENCH_DURATION (wrk seconds, 10), BENCH_ROUNDS (3), BENCH_CONNECTIONS
 # (32), BENCH_AGENTS (100000), BENCH_GRANTS_PER_AGENT (10), BENCH_KEEP=1 (keep the temp dir),
-# AGENTGATE_BUILD_DIR (build). Needs: cmake, ninja, a C++20 compiler, libbenchmark-dev, wrk,
-# nginx (nginx-light is enough), curl, jq, sqlite3.
+# AGENTGATE_BUILD_DIR (build), BENCH_ACT=0 (skip section 5; bench/act.sh's own ACT_* knobs are
+# passed on). Needs: cmake, ninja, a C++20 compiler, libbenchmark-dev, wrk, nginx (nginx-light is
+# enough), curl, jq, sqlite3.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,13 +74,16 @@ RUN_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 now_ns() { date +%s%N; }
 
-# A TCP port nothing listens on (checked by connecting).
+# A TCP port nothing listens on (checked by connecting), below the kernel's ephemeral range:
+# a port there can pass the check while an outgoing connection (or one in TIME_WAIT; /act makes
+# a new one per call) holds it, and then the server's bind fails.
 # Call as PORT=$(free_port) only after the previous one is in use or noted in USED_PORTS.
 USED_PORTS=" "
+EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
-  local p
+  local p lo=$((EPHEMERAL_LOW > 12000 ? 10000 : 61000)) hi=$((EPHEMERAL_LOW > 12000 ? EPHEMERAL_LOW : 65536))
   while :; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((lo + RANDOM % (hi - lo)))
     [[ "$USED_PORTS" == *" $p "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
@@ -518,6 +524,17 @@ RSS_LOAD=$(kb_field "$PID_M" VmRSS); HWM_LOAD=$(kb_field "$PID_M" VmHWM)
 stop_pid "$PID_M"
 echo "start-up $STARTUP_MS ms; $LOADED_LINE; VmRSS $RSS_START kB, VmHWM $HWM_START kB; after load VmRSS $RSS_LOAD kB, VmHWM $HWM_LOAD kB" >>"$RAW"
 
+# ---- (5) POST /act overhead ----------------------------------------------------------------------
+
+ACT_MD=$WORK/act.md
+ACT_ROWS_MD=$WORK/act-rows.md
+: >"$ACT_MD"; : >"$ACT_ROWS_MD"
+if [[ "${BENCH_ACT:-1}" != 0 ]]; then
+  log "(5) POST /act overhead (bench/act.sh)"
+  AGENTGATE_BIN="$BUILD/agentgate" ACT_RAW="$RAW" ACT_RESULTS="$ACT_MD" ACT_ROWS="$ACT_ROWS_MD" \
+    "$ROOT/bench/act.sh" >/dev/null
+fi
+
 # ---- report ------------------------------------------------------------------------------------
 
 pass() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "**missed**"; fi; }
@@ -537,6 +554,7 @@ SUITE_S=$(($(date +%s) - SUITE_START))
   echo "| Durable grants, $CONNS clients | $G_RATE grants/s (p50 $G_P50 ms, p99 $G_P99 ms) | >= 5,000/s | $(pass "$G_RATE >= 5000") |"
   echo "| Start-up, $GRANTS_TOTAL grants | ${STARTUP_MS} ms exec to /health (load ${LOAD_MS} ms) | < 3 s | $(pass "$STARTUP_MS < 3000") |"
   echo "| Resident memory, $GRANTS_TOTAL grants | $(mb "$RSS_START") MB after start-up, $(mb "$RSS_LOAD") MB after checks (peak $(mb "$HWM_LOAD") MB) | < 512 MB | $(pass "$HWM_LOAD < 524288") |"
+  cat "$ACT_ROWS_MD"
   echo
   echo "### (1) HTTP GET /permission/check, wrk -t2 -c$CONNS -d${DURATION}s, medians of $ROUNDS alternating rounds"
   echo
@@ -573,4 +591,8 @@ SUITE_S=$(($(date +%s) - SUITE_START))
   echo "### (4) Start-up and memory"
   echo
   echo "exec to first successful GET /health: ${STARTUP_MS} ms; server log: \"$LOADED_LINE\". VmRSS after start-up $(mb "$RSS_START") MB (VmHWM $(mb "$HWM_START") MB); after ${LOAD_S} s of checks over $ROTATE_AGENTS agents VmRSS $(mb "$RSS_LOAD") MB (VmHWM $(mb "$HWM_LOAD") MB). OS page cache warm (the database was just written)."
+  if [[ -s "$ACT_MD" ]]; then
+    echo
+    cat "$ACT_MD"
+  fi
 } | tee "$RESULTS"
