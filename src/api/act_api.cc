@@ -39,14 +39,6 @@ constexpr std::size_t kMaxActResponseBytes = 1 << 20;  // what /act returns of a
 constexpr std::size_t kLoggedBodyBytes = 64 * 1024;    // what a run log keeps of a body
 constexpr int kMaxRedirects = 5;
 
-json::value TextOrJson(std::string_view text) {
-  if (text.empty()) return nullptr;
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (!ec) return v;
-  return json::value(ValidUtf8(text));
-}
-
 json::object HeadersJson(const std::vector<std::pair<std::string, std::string>>& headers) {
   json::object o;
   for (const auto& [k, v] : headers) {
@@ -65,7 +57,8 @@ json::object LoggedBody(const engine::Redactor& redactor, std::string_view body,
                         json::object into) {
   bool cut = body.size() > kLoggedBodyBytes;
   std::string text = redactor.Redact(cut ? body.substr(0, kLoggedBodyBytes) : body);
-  into["body"] = cut ? json::value(ValidUtf8(text)) : TextOrJson(text);
+  // The raw text, as exchanged (a run log shows the exchange, not an interpretation of it).
+  into["body"] = body.empty() ? json::value(nullptr) : json::value(ValidUtf8(text));
   into["bodyTruncated"] = cut;
   return into;
 }

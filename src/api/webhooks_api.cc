@@ -19,7 +19,7 @@ constexpr std::int64_t kDefaultOverlapMs = 24LL * 3'600'000;
 constexpr std::int64_t kMaxOverlapMs = 7LL * 86'400'000;
 
 // The events a webhook may subscribe to, and what each means.
-constexpr std::array<std::string_view, 12> kEventTypes = {
+constexpr std::array<std::string_view, 14> kEventTypes = {
     "agent.registered",      "permission.granted",   "permission.revoked",
     "permission.expired",    "token.created",        "token.revoked",
     "connection.created",    "connection.ready",     "connection.disconnected",

@@ -232,12 +232,13 @@ http::Method MethodOf(std::string_view name) {
 const json::value* Resolve(const json::value& v, const json::value& root);
 
 // Input schemas are read by models, and some providers' dialects take one `type` only: a
-// nullable field (["object", "null"]) becomes its plain type. Nothing is lost, as a null
-// argument is treated as an absent one (McpServer drops it before validating).
-void DropNullTypes(json::value& schema) {
+// nullable argument (["object", "null"]) becomes its plain type. Nothing is lost, as a null
+// argument is treated as an absent one (McpServer drops it before validating). Only arguments
+// (the top level's properties) lose it: a null deeper down is sent as it is, and must stay valid.
+void DropNullTypes(json::value& schema, bool top = true) {
   json::object* o = schema.if_object();
   if (!o) return;
-  if (json::value* type = o->if_contains("type"); type && type->is_array()) {
+  if (json::value* type = o->if_contains("type"); !top && type && type->is_array()) {
     json::array kept;
     for (const auto& t : type->get_array()) {
       if (!(t.is_string() && t.get_string() == "null")) kept.push_back(t);
@@ -249,9 +250,10 @@ void DropNullTypes(json::value& schema) {
     }
   }
   if (json::value* props = o->if_contains("properties"); props && props->is_object()) {
-    for (auto& [name, sub] : props->get_object()) DropNullTypes(sub);
+    if (top) {
+      for (auto& [name, sub] : props->get_object()) DropNullTypes(sub, false);
+    }
   }
-  if (json::value* items = o->if_contains("items")) DropNullTypes(*items);
 }
 
 json::value Inline(const json::value& schema, const json::value& root, int depth) {

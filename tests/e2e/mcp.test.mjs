@@ -195,7 +195,7 @@ test('Streamable HTTP: the SDK negotiates, lists the tools, and calls every one 
   await call('update-connection', { connection_id: 'mcp-1', name: 'renamed over MCP' });
   const acted = await call('act', { connectionKey: 'mcp-1', api: { method: 'GET', path: '/items' } });
   assert.deepEqual(acted.output, { ok: true, path: '/api/items', key: 'k-mcp' });
-  // Actions (issue 6): path parameters are named as in the routes (selector, run_id).
+  // Actions (issue 6): path parameters are named as in the routes (selector, id).
   const action = await call('create-action', {
     key: 'mcp-get-item', name: 'Get item', description: 'Fetches one item by its id',
     config: { request: { method: 'GET', path: '/items/{{input.id}}' } },
@@ -214,7 +214,7 @@ test('Streamable HTTP: the SDK negotiates, lists the tools, and calls every one 
   assert.match(byKey.actionRunId, /^run_/);
   const ranAction = await call('run-action', { selector: action.id, connectionKey: 'mcp-1', input: { id: '10' } });
   assert.equal(ranAction.output.path, '/api/items/10');
-  const runLog = await call('get-action-run-log', { run_id: byKey.actionRunId, includeDetails: 'true' });
+  const runLog = await call('get-action-run-log', { id: byKey.actionRunId, includeDetails: 'true' });
   assert.equal(runLog.id, byKey.actionRunId);
   assert.equal(runLog.status, 'success');
   assert.ok(runLog.details.exchanges.length >= 1);

@@ -271,6 +271,12 @@ test('webhooks: every event a receiver gets matches its `webhooks` entry', async
     req.setEncoding('utf8');
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
+      // /app is the connected app that /act calls; /hooks hears the webhooks.
+      if (req.url.startsWith('/app')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"ok":true}');
+        return;
+      }
       deliveries.push({ headers: req.headers, body });
       res.writeHead(204);
       res.end();
@@ -321,6 +327,18 @@ test('webhooks: every event a receiver gets matches its `webhooks` entry', async
     assert.equal(back.status, 200, back.text);
     assert.equal((await api(s.url, 'DELETE', `/connections/${conn.json.id}`, { cookie })).status, 200);
     assert.equal((await api(s.url, 'POST', `/connections/${conn.json.id}/restore`, { cookie })).status, 200);
+    // A run that succeeds (action_run.succeeded); the refused one above was action_run.failed.
+    const app = await api(s.url, 'POST', '/connectors', { cookie, body: {
+      key: 'hooks-app', name: 'Hooks app', baseUrl: `http://127.0.0.1:${receiver.address().port}/app`,
+      auth: { type: 'api_key' },
+    } });
+    assert.equal(app.status, 201, app.text);
+    const appConn = await api(s.url, 'POST', '/connections', { cookie, body: {
+      connectorKey: 'hooks-app', connectionKey: 'hooks-app-1', credentials: { apiKey: 'k-hooks' },
+    } });
+    assert.equal(appConn.status, 201, appConn.text);
+    const ran = await api(s.url, 'POST', '/act', { cookie, body: { connectionKey: 'hooks-app-1', api: { path: '/ping' } } });
+    assert.equal(ran.status, 200, ran.text);
     const expected = Object.keys(spec.webhooks).sort();
     const seen = () => [...new Set(deliveries.map((d) => JSON.parse(d.body).type))].sort();
     await eventually(() => seen().length >= expected.length, { timeoutMs: 10000, intervalMs: 100 });
