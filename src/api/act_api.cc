@@ -38,6 +38,7 @@ namespace {
 constexpr std::size_t kMaxActResponseBytes = 1 << 20;  // what /act returns of an answer
 constexpr std::size_t kLoggedBodyBytes = 64 * 1024;    // what a run log keeps of a body
 constexpr int kMaxRedirects = 5;
+constexpr std::size_t kMaxPendingRuns = 1000;  // written at once when this many wait
 
 json::object HeadersJson(const std::vector<std::pair<std::string, std::string>>& headers) {
   json::object o;
@@ -134,14 +135,17 @@ http::Response Service::RecordRun(http::Request& req, Call& call, ActRun& run, i
   AddEvent(effects,
            run.rec.status == "success" ? "action_run.succeeded" : "action_run.failed",
            std::move(data), std::move(audience));
-  if (Status s = store_.InsertActionRun(run.rec, effects); !s.ok()) {
-    // The app was called (or refused) already; the answer stands, the log is what failed.
-    logger_.Error(req.request_id + " action run " + run.rec.id +
-                  " not recorded: " + std::string(s.error().Message()));
-  } else {
-    call.recorded = true;
-    NotifyWebhooks();
+  // Written in a batch (see FlushRuns): a run log costs no synchronous write on the way back.
+  bool flush_now = false;
+  {
+    std::lock_guard lock(runs_mu_);
+    pending_runs_.push_back(std::move(run.rec));
+    for (auto& a : effects.activity) pending_run_effects_.activity.push_back(std::move(a));
+    for (auto& e : effects.events) pending_run_effects_.events.push_back(std::move(e));
+    flush_now = pending_runs_.size() >= kMaxPendingRuns;
   }
+  call.recorded = true;
+  if (flush_now) (void)FlushRuns();
   return Json(status, std::move(body));
 }
 

@@ -590,6 +590,7 @@ json::object Service::ActionRunJson(const store::ActionRunRecord& r, bool detail
 }
 
 Result<store::ActionRunRecord> Service::OwnActionRun(const Principal& who, std::string_view id) {
+  (void)FlushRuns();  // the caller's own recent runs are read back
   auto not_found = [&] {
     return MakeError(Code::kActionRunNotFound,
                      "No action run '" + ValidUtf8(id, 100) + "' for this tenant");
@@ -644,6 +645,7 @@ http::Response Service::ListActionRuns(http::Request& req, Call& call) {
     f.before_started_ms = c->first;
     f.before_id = c->second;
   }
+  (void)FlushRuns();
   auto list = store_.ListActionRuns(f);
   if (!list.ok()) return Fail(req, list.take_error());
   bool more = static_cast<int>(list->size()) > *limit;

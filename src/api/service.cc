@@ -447,7 +447,27 @@ store::OutboundEvent Service::EventFor(std::string_view type, json::object data,
   return e;
 }
 
+Status Service::FlushRuns() {
+  std::vector<store::ActionRunRecord> runs;
+  store::Effects effects;
+  {
+    std::lock_guard lock(runs_mu_);
+    runs.swap(pending_runs_);
+    std::swap(effects, pending_run_effects_);
+  }
+  if (runs.empty()) return Ok();
+  Status s = store_.InsertActionRuns(runs, effects);
+  if (!s.ok()) {
+    logger_.Error("writing " + std::to_string(runs.size()) +
+                  " action run logs failed: " + std::string(s.error().Message()));
+    return s;
+  }
+  NotifyWebhooks();
+  return Ok();
+}
+
 Status Service::Flush() {
+  Status runs = FlushRuns();
   std::lock_guard lock(flush_mu_);
   store::Bookkeeping batch = check_log_.Drain();
   std::stable_sort(batch.checks.begin(), batch.checks.end(),
@@ -473,7 +493,7 @@ Status Service::Flush() {
         std::to_string(options_.max_pending_checks) + " pending); the checks are still counted");
     dropped_reported_ = dropped;
   }
-  if (batch.empty()) return Ok();
+  if (batch.empty()) return runs;
   Status s = store_.FlushBookkeeping(batch);
   if (!s.ok()) {
     logger_.Error("flushing check bookkeeping failed: " + std::string(s.error().Message()));

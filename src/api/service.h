@@ -406,6 +406,12 @@ class Service {
     void operator()(EngineState* state) const;
   };
   std::unique_ptr<EngineState, EngineStateDeleter> engine_;
+  // Action runs waiting to be written (with their activity and webhook events), in batches like
+  // the check records; reads of run logs flush them first.
+  std::mutex runs_mu_;
+  std::vector<store::ActionRunRecord> pending_runs_;  // guarded by runs_mu_
+  store::Effects pending_run_effects_;                 // guarded by runs_mu_
+  Status FlushRuns();
   std::mutex flush_mu_;  // held while pending checks move from memory to the store
   std::int64_t dropped_reported_ = 0;  // guarded by flush_mu_
 };

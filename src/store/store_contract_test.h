@@ -2586,6 +2586,27 @@ TYPED_TEST_P(StoreContractTest, ListActionsFollowsTheSurfaceAndPages) {
   EXPECT_TRUE(ActionIds(store, page).empty());
 }
 
+TYPED_TEST_P(StoreContractTest, ActionRunBatchesAreAllOrNothing) {
+  Store& store = this->store();
+  std::vector<ActionRunRecord> batch = {TestRun("ws_1", "run_b1", "alice", kNow + 1),
+                                        TestRun("ws_1", "run_b2", "bob", kNow + 2)};
+  ASSERT_TRUE(IsOk(store.InsertActionRuns(batch, EffectsNamed("action.run"))));
+  for (const char* id : {"run_b1", "run_b2"}) {
+    Result<std::optional<ActionRunRecord>> found = store.FindActionRun("ws_1", id);
+    ASSERT_TRUE(found.ok());
+    EXPECT_TRUE(found->has_value()) << id;
+  }
+  EXPECT_EQ(Actions(ActivityLog(store, AnyActivity())), std::vector<std::string>{"action.run"});
+  // A batch with a clash writes none of its runs, nor its effects.
+  std::vector<ActionRunRecord> clashing = {TestRun("ws_1", "run_b3", "carol", kNow + 3),
+                                           TestRun("ws_1", "run_b1", "carol", kNow + 4)};
+  EXPECT_TRUE(IsConflict(store.InsertActionRuns(clashing, EffectsNamed("dup.run"))));
+  Result<std::optional<ActionRunRecord>> missing = store.FindActionRun("ws_1", "run_b3");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  EXPECT_EQ(Actions(ActivityLog(store, AnyActivity())), std::vector<std::string>{"action.run"});
+}
+
 TYPED_TEST_P(StoreContractTest, ActionRunsRoundTripFilterAndPage) {
   Store& store = this->store();
   ActionRunRecord first = TestRun("ws_1", "run_1", "alice", kNow + 1);
@@ -2803,7 +2824,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     ConnectionsAreIsolatedPagedAndVersioned, ConnectSessionsAreSingleUseAndExpire,
     ResealAllRewritesEverySealedValue, ActionsRoundTripUpdateArchiveAndRestore,
     ActionKeysAreUniquePerScopeAmongUnarchived, ListActionsFollowsTheSurfaceAndPages,
-    ActionRunsRoundTripFilterAndPage, DeleteActionRunsBeforeDeletesOnlyOlderRuns,
+    ActionRunsRoundTripFilterAndPage, ActionRunBatchesAreAllOrNothing,
+    DeleteActionRunsBeforeDeletesOnlyOlderRuns,
     ChargeBudgetsIsAllOrNothing, RefundBudgetsNeverGoesBelowZero,
     ConcurrentChargesNeverPassTheLimit);
 

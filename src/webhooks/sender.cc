@@ -383,11 +383,22 @@ DeliveryResult SendOrThrow(const Destination& dest, const OutboundRequest& req) 
   // An IP literal is never looked up, so it needs (and, for IPv6, accepts) no pin; the socket
   // check below covers it.
   const bool host_is_literal = ParseAllowed(dest.host).has_value();
-  if (!host_is_literal && !Append(resolve, resolve_entry)) return Refuse("out of memory");
+  // The handle is reused (below), so its DNS cache may hold this name's earlier addresses: drop
+  // them first, then pin the ones just checked.
+  if (!host_is_literal &&
+      (!Append(resolve, "-" + dest.host + ":" + std::to_string(dest.port)) ||
+       !Append(resolve, resolve_entry))) {
+    return Refuse("out of memory");
+  }
 
-  std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
+  // One handle per thread, reset before every transfer: its connection cache keeps connections
+  // alive between calls to the same scheme, host and port (no TCP or TLS handshake per call, and
+  // no socket left in TIME_WAIT). A kept connection was opened to an address the guard checked
+  // for that host; every new socket is checked, as always, by OpenSocket.
+  thread_local std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
   if (!easy) return Refuse("could not start an HTTP transfer");
   CURL* h = easy.get();
+  curl_easy_reset(h);
   const std::string url = UrlFor(dest);
   const long timeout = static_cast<long>(std::clamp<std::int64_t>(timeout_ms, 1, LONG_MAX));
   // libcurl reads the body from here; a null pointer would make it read stdin instead.

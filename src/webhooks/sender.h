@@ -7,10 +7,13 @@
 // ignores proxy settings from the environment (http_proxy, ...), and verifies TLS certificates
 // against the system's CA store for https.
 //
-// Thread safety: Deliver may be called from any number of threads at once; each call uses its
+// Connections are kept alive and reused by later calls from the same thread to the same scheme,
+// host and port (a kept connection was opened to an address checked for that host).
+//
+// Thread safety: Deliver may be called from any number of threads at once; each thread uses its
 // own libcurl handle. libcurl's global state is initialised once per process on first use (in a
 // thread-safe way) and never torn down; calling curl_global_init elsewhere as well is harmless.
-// Ownership: nothing is kept after Deliver returns.
+// Ownership: only the thread's handle and its idle connections are kept after Deliver returns.
 #pragma once
 
 #include <cstdint>

@@ -3020,6 +3020,19 @@ Status SqliteStore::InsertActionRun(const ActionRunRecord& run, const Effects& e
   });
 }
 
+Status SqliteStore::InsertActionRuns(const std::vector<ActionRunRecord>& runs,
+                                     const Effects& effects) {
+  return Write("InsertActionRuns", [&](Connection& c) -> Status {
+    for (const ActionRunRecord& run : runs) {
+      Result<Statement> stmt = c.Prepare(kInsertActionRun);
+      if (!stmt) return stmt.take_error();
+      BindActionRun(*stmt, run);
+      if (Status s = stmt->Run(); !s) return s;
+    }
+    return ApplyEffects(c, effects);
+  });
+}
+
 Result<std::optional<ActionRunRecord>> SqliteStore::FindActionRun(const std::string& workspace_id,
                                                                   const std::string& id) {
   std::optional<ActionRunRecord> found;

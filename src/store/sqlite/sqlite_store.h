@@ -142,6 +142,8 @@ class SqliteStore final : public Store {
                                                  const std::string& id) override;
   Result<std::vector<ActionRecord>> ListActions(const ActionFilter& filter) override;
   Status InsertActionRun(const ActionRunRecord& run, const Effects& effects) override;
+  Status InsertActionRuns(const std::vector<ActionRunRecord>& runs,
+                          const Effects& effects) override;
   Result<std::optional<ActionRunRecord>> FindActionRun(const std::string& workspace_id,
                                                        const std::string& id) override;
   Result<std::vector<ActionRunRecord>> ListActionRuns(const ActionRunFilter& filter) override;
