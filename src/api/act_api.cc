@@ -38,7 +38,8 @@ namespace {
 constexpr std::size_t kMaxActResponseBytes = 1 << 20;  // what /act returns of an answer
 constexpr std::size_t kLoggedBodyBytes = 64 * 1024;    // what a run log keeps of a body
 constexpr int kMaxRedirects = 5;
-constexpr std::size_t kMaxPendingRuns = 1000;  // written at once when this many wait
+constexpr std::size_t kMaxPendingRuns = 200;  // written at once when this many wait (small
+                                              // batches keep any one write short)
 
 json::object HeadersJson(const std::vector<std::pair<std::string, std::string>>& headers) {
   json::object o;
