@@ -152,12 +152,14 @@ http::Response Service::RecordRun(http::Request& req, Call& call, ActRun& run, i
 
 http::Response Service::FailRun(http::Request& req, Call& call, ActRun& run, Error error,
                                 json::object extra) {
-  // Budgets come back when the app did not carry the request out.
-  bool refused_by_app = false;
+  // The app's own refusal (a 4xx in `upstream`) is mirrored with its status, and gives the
+  // budgets back: the app did not carry the request out. A failing app is a 502.
+  int app_status = 0;
   if (const json::value* up = extra.if_contains("upstream"); up && up->is_object()) {
     const json::value* st = up->as_object().if_contains("status");
-    refused_by_app = st && st->is_int64() && st->as_int64() >= 400 && st->as_int64() < 500;
+    if (st && st->is_int64()) app_status = static_cast<int>(st->as_int64());
   }
+  const bool refused_by_app = app_status >= 400 && app_status < 500;
   if (run.charged && (!run.reached_app || refused_by_app)) {
     if (Status s = store_.RefundBudgets(run.charges); !s.ok()) {
       logger_.Error(req.request_id + " budget refund failed: " + std::string(s.error().Message()));
@@ -170,14 +172,7 @@ http::Response Service::FailRun(http::Request& req, Call& call, ActRun& run, Err
   for (auto& [k, v] : extra) o[k] = v;
   o["actionRunId"] = run.rec.id;
   if (run.connection) o["connectionId"] = run.connection->id;
-  int status = r.status;
-  if (const json::value* st = o.if_contains("upstream"); st && st->is_object()) {
-    // A request the app refused is the caller's (its 4xx, mirrored); a failing app is a 502.
-    const json::value* code = st->as_object().if_contains("status");
-    if (code && code->is_int64() && code->as_int64() >= 400 && code->as_int64() < 500) {
-      status = static_cast<int>(code->as_int64());
-    }
-  }
+  const int status = refused_by_app ? app_status : r.status;
   run.rec.status = "error";
   run.rec.error_json = Serialize(o);
   std::string constraint;
@@ -280,9 +275,8 @@ Result<webhooks::DeliveryResult> Service::CallApp(ActRun& run, const engine::Con
                                                   bool repeatable) {
   const std::int64_t started = clock_.NowMs();
   const std::int64_t deadline = started + options_.act_timeout_ms;
-  const std::string base_host = webhooks::ParseWebhookUrl(base, "the app's URL").ok()
-                                    ? webhooks::ParseWebhookUrl(base, "the app's URL")->host
-                                    : std::string();
+  auto parsed_base = webhooks::ParseWebhookUrl(base, "the app's URL");
+  const std::string base_host = parsed_base.ok() ? parsed_base->host : std::string();
   std::string payload;
   if (request.body) {
     payload = request.body->is_string() ? std::string(request.body->as_string())

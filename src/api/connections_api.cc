@@ -294,19 +294,10 @@ http::Response Service::ListConnections(http::Request& req, Call& call) {
     f.integration_id = i->id;
   }
   if (auto cursor = query.Get("cursor"); cursor && !cursor->empty()) {
-    // "<created_at>.<id>" of the last item of the previous page.
-    std::size_t dot = cursor->find('.');
-    std::int64_t at = -1;
-    if (dot != std::string::npos) {
-      auto [p, ec] = std::from_chars(cursor->data(), cursor->data() + dot, at);
-      if (ec != std::errc() || p != cursor->data() + dot) at = -1;
-    }
-    if (at < 0 || dot + 1 >= cursor->size()) {
-      return Fail(req, MakeError(Code::kInvalidField, "cursor is not one this server gave out",
-                                 "Pass the cursor of the previous page unchanged."));
-    }
-    f.after_created_ms = at;
-    f.after_id = cursor->substr(dot + 1);
+    auto c = ParseTimeCursor(*cursor);
+    if (!c.ok()) return Fail(req, c.take_error());
+    f.after_created_ms = c->first;
+    f.after_id = std::move(c->second);
   }
   auto list = store_.ListConnections(f);
   if (!list.ok()) return Fail(req, list.take_error());

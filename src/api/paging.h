@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -29,6 +30,22 @@ inline Result<int> ParseLimit(const http::Query& query, int fallback, int max) {
                      "limit must be a whole number from 1 to " + std::to_string(max));
   }
   return n;
+}
+
+// The integration engine's cursors: "<ms>.<id>", the sort key (a time, then the id) of the last
+// item of the previous page.
+inline Result<std::pair<std::int64_t, std::string>> ParseTimeCursor(std::string_view cursor) {
+  std::size_t dot = cursor.find('.');
+  std::int64_t at = -1;
+  if (dot != std::string_view::npos) {
+    auto [p, ec] = std::from_chars(cursor.data(), cursor.data() + dot, at);
+    if (ec != std::errc() || p != cursor.data() + dot) at = -1;
+  }
+  if (at < 0 || dot + 1 >= cursor.size()) {
+    return MakeError(Code::kInvalidField, "cursor is not one this server gave out",
+                     "Pass the cursor of the previous page unchanged.");
+  }
+  return std::make_pair(at, std::string(cursor.substr(dot + 1)));
 }
 
 // ?cursor= as the position to continue before; "no cursor" is the largest position.
