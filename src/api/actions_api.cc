@@ -20,29 +20,12 @@ using namespace engine_internal;
 
 namespace {
 
-constexpr std::string_view kActionFields[] = {"key", "name", "description", "type", "config",
-                                              "inputSchema", "outputSchema"};
 constexpr std::string_view kScopeFields[] = {"integrationKey", "integrationId", "connectionId",
                                              "connectionKey"};
 
 bool Flag(const http::Query& query, std::string_view name) {
   auto v = query.Get(name);
   return v && (*v == "1" || *v == "true");
-}
-
-// "<ms>.<id>" cursors, as /connections gives them.
-Result<std::pair<std::int64_t, std::string>> ParseTimeCursor(std::string_view cursor) {
-  std::size_t dot = cursor.find('.');
-  std::int64_t at = -1;
-  if (dot != std::string_view::npos) {
-    auto [p, ec] = std::from_chars(cursor.data(), cursor.data() + dot, at);
-    if (ec != std::errc() || p != cursor.data() + dot) at = -1;
-  }
-  if (at < 0 || dot + 1 >= cursor.size()) {
-    return MakeError(Code::kInvalidField, "cursor is not one this server gave out",
-                     "Pass the cursor of the previous page unchanged.");
-  }
-  return std::make_pair(at, std::string(cursor.substr(dot + 1)));
 }
 
 json::value JsonOrNull(std::string_view text) {
@@ -59,14 +42,12 @@ std::string_view LayerOf(const store::ActionRecord& a) {
   return "universal";
 }
 
-// A schema field: an object (or a boolean schema), or null to clear it.
+// A schema field: a JSON Schema object, or null to clear it.
 Result<std::string> SchemaField(const json::object& body, std::string_view name) {
   const json::value* v = body.if_contains(name);
   if (v == nullptr || v->is_null()) return std::string();
-  if (!v->is_object() && !v->is_bool()) {
-    return InvalidField(name, "must be a JSON Schema object");
-  }
-  if (v->is_object()) {
+  if (!v->is_object()) return InvalidField(name, "must be a JSON Schema object");
+  {
     // The schema itself must be usable: validating a null against it must not fail on the
     // schema's own shape (unknown keywords are annotations and pass).
     const json::object& o = v->as_object();
@@ -467,10 +448,7 @@ http::Response Service::WriteAction(http::Request& req, Call& call, bool merge) 
   if (!found.ok()) return Fail(req, found.take_error());
   store::ActionRecord a = std::move(*found);
   call.target = a.id;
-  std::string old_name = a.name;
-  if (merge && !body->contains("name")) a.name = old_name;
   if (Status s = ParseActionFields(*body, a, merge); !s.ok()) return Fail(req, s.take_error());
-  if (merge && !body->contains("name")) a.name = old_name.empty() ? a.key : old_name;
   a.updated_at_ms = clock_.NowMs();
   store::Effects effects;
   effects.activity.push_back(EventOf(req, call, 200));
@@ -536,26 +514,16 @@ json::object Service::ActionRunJson(const store::ActionRunRecord& r, bool detail
     action = named(r.action_id, r.action_key, name);
   }
   out["action"] = std::move(action);
-  json::value connection = nullptr;
-  if (!r.connection_id.empty()) {
-    auto c = store_.FindConnection(r.workspace_id, r.connection_id);
-    if (c.ok() && c->has_value()) {
-      connection = named((*c)->id, (*c)->key, (*c)->name);
-    } else {
-      connection = named(r.connection_id, "", "");
-    }
-  }
-  out["connection"] = std::move(connection);
-  json::value integration = nullptr;
-  if (!r.integration_id.empty()) {
-    auto i = store_.FindIntegration(r.workspace_id, r.integration_id);
-    if (i.ok() && i->has_value()) {
-      integration = named((*i)->id, (*i)->key, (*i)->name);
-    } else {
-      integration = named(r.integration_id, "", "");
-    }
-  }
-  out["integration"] = std::move(integration);
+  // A record that is gone since keeps its id in the log.
+  auto named_found = [&](const std::string& id, const auto& found) -> json::value {
+    if (id.empty()) return nullptr;
+    if (found.ok() && found->has_value()) return named((*found)->id, (*found)->key, (*found)->name);
+    return named(id, "", "");
+  };
+  out["connection"] =
+      named_found(r.connection_id, store_.FindConnection(r.workspace_id, r.connection_id));
+  out["integration"] =
+      named_found(r.integration_id, store_.FindIntegration(r.workspace_id, r.integration_id));
   out["tenantKey"] = r.tenant_key;
   out["agentId"] = r.agent_id.empty() ? json::value(nullptr) : json::value(r.agent_id);
   out["grantId"] = r.grant_id.empty() ? json::value(nullptr) : json::value(r.grant_id);

@@ -397,6 +397,99 @@ test('integration engine: every JSON body, field, query and token shape that is 
   assert.match(auth.headers.get('content-type'), /^text\/html/);
 });
 
+test('actions, runs, export and import: every JSON body, field, query and selector that is wrong', async () => {
+  const as = { cookie };  // an admin: a workspace manager and their own tenant
+  const conn = await api(srv.url, 'POST', '/connections', { ...as, body: {
+    connectorKey: 'stripe', connectionKey: 'bad-actions-1', credentials: { apiKey: 'sk_test_badactions1' } } });
+  assert.equal(conn.status, 201, conn.text);
+  const made = await api(srv.url, 'POST', '/actions', { ...as, body: {
+    key: 'bad-input-action', config: { request: { method: 'POST', path: '/v1/x' } },
+    inputSchema: { type: 'object', properties: { n: { type: 'integer', maximum: 3 } }, required: ['n'] } } });
+  assert.equal(made.status, 201, made.text);
+  const writes = [
+    ['POST', '/actions'], ['PATCH', '/actions/bad-input-action'], ['PUT', '/actions/bad-input-action'],
+    ['POST', '/actions/bad-input-action/run'], ['POST', '/import'],
+  ];
+  for (const [method, p] of writes) {
+    for (const body of ['{', '[]', '"x"', '7', 'null', '{"a":1}}']) {
+      await expectRejected(`${method} ${p} body ${JSON.stringify(body)}`, method, p, { ...as, body }, 'invalid_json');
+    }
+    await expectRejected(`${method} ${p} unknown field`, method, p, { ...as, body: { zz_unknown: 1 } }, 'invalid_field');
+  }
+  for (const v of WRONG_TYPES) {
+    await expectRejected(`action key ${JSON.stringify(v)}`, 'POST', '/actions',
+      { ...as, body: { key: v, config: { request: { path: '/x' } } } }, 'invalid_field');
+    await expectRejected(`action config ${JSON.stringify(v)}`, 'POST', '/actions',
+      { ...as, body: { key: 'k1', config: v } }, ['invalid_field', 'missing_fields']);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      await expectRejected(`action inputSchema ${JSON.stringify(v)}`, 'POST', '/actions',
+        { ...as, body: { key: 'k1', config: { request: { path: '/x' } }, inputSchema: v } }, 'invalid_field');
+      await expectRejected(`run input ${JSON.stringify(v)}`, 'POST', '/actions/bad-input-action/run',
+        { ...as, body: { connectionKey: 'bad-actions-1', input: v } }, 'invalid_field');
+      if (!Array.isArray(v)) {  // an array is the right type (its items are checked below)
+        await expectRejected(`import actions ${JSON.stringify(v)}`, 'POST', '/import',
+          { ...as, body: { actions: v } }, 'invalid_field');
+      }
+    }
+  }
+  await expectRejected('action without config', 'POST', '/actions', { ...as, body: { key: 'k2' } }, 'missing_fields');
+  await expectRejected('action by intent', 'POST', '/actions', { ...as, body: { intent: 'send mail' } }, 'invalid_field');
+  await expectRejected('action of type run-javascript', 'POST', '/actions',
+    { ...as, body: { key: 'k3', type: 'run-javascript', config: { request: { path: '/x' } } } }, 'invalid_field');
+  await expectRejected('action key with spaces', 'POST', '/actions',
+    { ...as, body: { key: 'a b', config: { request: { path: '/x' } } } }, 'invalid_field');
+  await expectRejected('action path leaving the base URL', 'POST', '/actions',
+    { ...as, body: { key: 'k4', config: { request: { path: '//evil.example/x' } } } }, 'egress_denied');
+  await expectRejected('action header injection', 'POST', '/actions',
+    { ...as, body: { key: 'k5', config: { request: { path: '/x', headers: { X: 'a\r\nb' } } } } }, 'invalid_field');
+  await expectRejected('action scope changed by PATCH', 'PATCH', '/actions/bad-input-action',
+    { ...as, body: { integrationKey: 'stripe' } }, 'invalid_field');
+  await expectRejected('action in an unknown integration', 'POST', '/actions',
+    { ...as, body: { key: 'k6', integrationKey: 'no-such', config: { request: { path: '/x' } } } }, 'integration_not_found');
+  for (const selector of ['no-such-action', 'a'.repeat(300), '%00']) {
+    await expectRejected(`GET /actions/${selector.slice(0, 20)}`, 'GET', `/actions/${selector}`, as,
+      ['action_not_found', 'not_found']);
+  }
+  await expectRejected('run: input breaks the schema', 'POST', '/actions/bad-input-action/run',
+    { ...as, body: { connectionKey: 'bad-actions-1', input: { n: 9 } } }, 'invalid_input');
+  await expectRejected('run: input missing a required field', 'POST', '/actions/bad-input-action/run',
+    { ...as, body: { connectionKey: 'bad-actions-1', input: {} } }, 'invalid_input');
+  await expectRejected('act: key and id', 'POST', '/act',
+    { ...as, body: { connectionKey: 'bad-actions-1', key: 'a', id: 'b' } }, 'invalid_field');
+  for (const v of [5, '', {}, 'x'.repeat(300)]) {
+    await expectRejected(`act key ${JSON.stringify(v).slice(0, 20)}`, 'POST', '/act',
+      { ...as, body: { connectionKey: 'bad-actions-1', key: v } }, ['invalid_field', 'missing_fields']);
+  }
+  await expectRejected('act meta not an object', 'POST', '/act',
+    { ...as, body: { connectionKey: 'bad-actions-1', key: 'bad-input-action', meta: 'x' } }, 'invalid_field');
+  for (const q of ['limit=0', 'limit=1001', 'limit=x', 'cursor=junk', 'cursor=5.', 'intent=' + 'a'.repeat(600),
+    'intent=x&cursor=1.a']) {
+    await expectRejected(`GET /actions?${q.slice(0, 40)}`, 'GET', `/actions?${q}`, as, 'invalid_field');
+  }
+  await expectRejected('GET /actions?externalAppId=unknown', 'GET', '/actions?externalAppId=no-such-app', as,
+    'connector_not_found');
+  for (const q of ['limit=0', 'cursor=junk', 'status=maybe', 'agentId=' + 'a'.repeat(300)]) {
+    await expectRejected(`GET /action-run-logs?${q.slice(0, 40)}`, 'GET', `/action-run-logs?${q}`, as, 'invalid_field');
+  }
+  for (const id of ['run_nope', 'x'.repeat(300)]) {
+    await expectRejected(`GET /action-run-logs/${id.slice(0, 20)}`, 'GET', `/action-run-logs/${id}`, as,
+      'action_run_not_found');
+    await expectRejected(`GET /action-run-logs/${id.slice(0, 20)}/details`, 'GET', `/action-run-logs/${id}/details`, as,
+      'action_run_not_found');
+  }
+  await expectRejected('import version 2', 'POST', '/import', { ...as, body: { version: 2 } }, 'invalid_field');
+  await expectRejected('import a client secret', 'POST', '/import', { ...as, body: {
+    integrations: [{ key: 'stripe', connectorKey: 'stripe', parameters: { clientSecret: 's' } }] } }, 'invalid_field');
+  await expectRejected('import an action of an unknown integration', 'POST', '/import', { ...as, body: {
+    actions: [{ key: 'k', name: 'k', type: 'api-request-to-external-app', config: { request: { path: '/x' } },
+      integrationKey: 'no-such' }] } }, 'integration_not_found');
+  await expectRejected('import a connector that is not one', 'POST', '/import',
+    { ...as, body: { connectors: [{ key: 'Bad Key' }] } }, ['invalid_field', 'missing_fields']);
+  // An agent secret that is no agent's on /act.
+  await expectRejected('act with an unknown agent secret', 'POST', '/act',
+    { bearer: 'sk_ap_nope', body: { key: 'bad-input-action' } }, 'unauthorized');
+});
+
 test('raw TCP: garbage, oversized headers, smuggling shapes, bad chunking', async () => {
   const cases = [
     ['garbage text', 'HELLO THERE\r\n\r\n'],
