@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "api/fields.h"
+#include "api/paging.h"
 #include "api/service.h"
 #include "authz/scope.h"
 #include "core/json.h"
@@ -301,6 +302,71 @@ http::Response Service::AgentProfile(http::Request& req, Call& call) {
     perms.push_back(std::move(p));
   }
   out["active_permissions"] = std::move(perms);
+  return Json(200, Serialize(out));
+}
+
+// The agents of the caller's dashboard: owned (their developer_email) and granted to.
+http::Response Service::ListAgents(http::Request& req, Call& call) {
+  http::Query query(req.query);
+  if (!query.valid()) {
+    return Fail(req, MakeError(Code::kInvalidField, "The query string is malformed"));
+  }
+  std::int64_t now = clock_.NowMs();
+  store::AgentListFilter filter;
+  filter.email = Lower(call.who.email);
+  filter.user_id = call.who.user_id;
+  filter.now_ms = now;
+  if (auto relation = query.Get("relation")) {
+    using Relation = store::AgentListFilter::Relation;
+    if (*relation == "owned") {
+      filter.relation = Relation::kOwned;
+    } else if (*relation == "granted") {
+      filter.relation = Relation::kGranted;
+    } else {
+      return Fail(req, MakeError(Code::kInvalidField,
+                                 "relation must be 'owned' or 'granted' (leave it out for both)"));
+    }
+  }
+  auto limit = ParseLimit(query, 50, 100);
+  if (!limit.ok()) return Fail(req, limit.take_error());
+  filter.limit = *limit + 1;  // one more than asked tells whether another page exists
+  if (auto cursor = query.Get("cursor"); cursor && !cursor->empty()) {
+    auto position = ParseTimeCursor(*cursor);
+    if (!position.ok()) return Fail(req, position.take_error());
+    filter.before = std::move(*position);
+  }
+  auto listed = store_.ListAgentsOf(filter);
+  if (!listed.ok()) return Fail(req, listed.take_error());
+  bool more = static_cast<int>(listed->size()) > *limit;
+  if (more) listed->resize(static_cast<std::size_t>(*limit));
+  json::array data;
+  for (const store::AgentListing& a : *listed) {
+    std::int64_t last_seen = a.agent.last_seen_ms;
+    std::string status = a.agent.status;
+    // The index knows the latest check, which the store learns only at the next flush.
+    if (auto snap = index_.Snapshot(a.agent.id, now)) {
+      last_seen = std::max(last_seen, snap->info.last_seen_ms);
+      status = snap->info.status;
+    }
+    json::object out;
+    out["agent_id"] = a.agent.id;
+    out["name"] = a.agent.name;
+    out["description"] = a.agent.description;
+    out["developer_email"] = a.agent.developer_email;
+    out["metadata"] = ParsedOrNull(a.agent.metadata_json);
+    out["status"] = status;
+    out["created_at"] = FormatIso8601(a.agent.created_at_ms);
+    out["last_seen"] = last_seen > 0 ? json::value(FormatIso8601(last_seen)) : json::value(nullptr);
+    out["owned"] = a.owned;
+    out["granted"] = a.granted;
+    out["active_permission_count"] = a.active_permissions;
+    data.push_back(std::move(out));
+  }
+  json::object out;
+  out["data"] = std::move(data);
+  out["next_cursor"] = more ? json::value(std::to_string(listed->back().agent.created_at_ms) + "." +
+                                          listed->back().agent.id)
+                            : json::value(nullptr);
   return Json(200, Serialize(out));
 }
 

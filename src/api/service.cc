@@ -174,6 +174,8 @@ void Service::RegisterRoutes(http::Router& router) {
        false, &Service::ListTokens},
       {Method::kDelete, "/v1/tokens/:token_id", Dispatch::kBlocking, "token.revoke",
        Access::kPerson, kTokenManage, kIdem, &Service::RevokeToken},
+      {Method::kGet, "/v1/agents", Dispatch::kBlocking, "agent.list", Access::kPerson,
+       kAgentViewAny, false, &Service::ListAgents},
       {Method::kGet, "/v1/activity", Dispatch::kBlocking, "activity.list", Access::kPerson,
        kActivityViewAny, false, &Service::ListActivity},
       {Method::kPost, "/v1/webhooks", Dispatch::kBlocking, "webhook.create", Access::kPerson,

@@ -171,6 +171,7 @@ class Service {
   // Handlers: access tokens and the activity log (/v1).
   http::Response CreateToken(http::Request& req, Call& call);
   http::Response ListTokens(http::Request& req, Call& call);
+  http::Response ListAgents(http::Request& req, Call& call);
   http::Response RevokeToken(http::Request& req, Call& call);
   http::Response ListActivity(http::Request& req, Call& call);
   // Handlers: webhooks (/v1/webhooks).

@@ -37,6 +37,12 @@ constexpr std::array kToolSpecs = {
              "Get an agent's profile and its active permissions. An agent calling with its own "
              "secret may leave out agent_id.",
              true, false, true, "agent_id"},
+    ToolSpec{"list_agents", "List your agents", "listAgents",
+             "List the agents the caller has to do with, newest first: those registered with "
+             "their email (owned) and those they have granted something to (granted), with "
+             "status, last_seen and the count of their active grants. `relation` picks one "
+             "kind; page with `cursor`.",
+             true, false, true},
     ToolSpec{"list_permissions", "List permissions", "listPermissions",
              "List the grants the caller made (admins: all grants), optionally for one agent "
              "and by status.",

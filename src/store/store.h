@@ -285,6 +285,26 @@ struct GrantFilter {
   int limit = 1000;
 };
 
+// The agents a person has to do with, for their dashboard: those they own (the agent's
+// developer_email is theirs) and those they have granted something, ever.
+struct AgentListFilter {
+  enum class Relation { kAny, kOwned, kGranted };
+  std::string email;    // the person's (lower-case) email
+  std::string user_id;  // the person's user id (grants' granted_by)
+  Relation relation = Relation::kAny;
+  std::int64_t now_ms = 0;  // what "active" means for active_permissions
+  int limit = 50;
+  // Continue after this (created_at, id), newest first; nullopt: from the newest.
+  std::optional<std::pair<std::int64_t, std::string>> before;
+};
+
+struct AgentListing {
+  AgentRecord agent;  // secret_hash is left zero
+  bool owned = false;
+  bool granted = false;
+  int active_permissions = 0;  // active grants of this person to the agent
+};
+
 // Idempotency-Key bookkeeping: what a write answered, so a retry gets the same answer.
 enum class IdempotencyState {
   kStarted,     // the caller owns the key now: run the request, then Finish or Abandon
@@ -518,6 +538,8 @@ class Store {
   virtual Result<std::optional<GrantRecord>> FindGrant(const std::string& id) = 0;
   // Newest first.
   virtual Result<std::vector<GrantRecord>> ListGrants(const GrantFilter& filter) = 0;
+  // Newest first (created_at, then id, descending).
+  virtual Result<std::vector<AgentListing>> ListAgentsOf(const AgentListFilter& filter) = 0;
 
   // --- people ---------------------------------------------------------------------------------
   // Finds the user with this (lower-case) email, or creates it with new_user_id. When

@@ -246,6 +246,98 @@ TYPED_TEST_P(StoreContractTest, AgentRoundTrips) {
   ExpectSameAgent(agents[1], sparse);
 }
 
+// Ids of ListAgentsOf's answer for "me@example.com" / usr_me, in order.
+inline std::vector<std::string> AgentsOfMe(Store& store, AgentListFilter::Relation relation,
+                                           int limit = 50,
+                                           std::optional<std::pair<std::int64_t, std::string>>
+                                               before = std::nullopt) {
+  AgentListFilter filter;
+  filter.email = "me@example.com";
+  filter.user_id = "usr_me";
+  filter.relation = relation;
+  filter.now_ms = kNow;
+  filter.limit = limit;
+  filter.before = std::move(before);
+  Result<std::vector<AgentListing>> listed = store.ListAgentsOf(filter);
+  EXPECT_TRUE(listed.ok()) << listed.error().message;
+  std::vector<std::string> ids;
+  if (listed.ok()) {
+    for (const AgentListing& a : *listed) ids.push_back(a.agent.id);
+  }
+  return ids;
+}
+
+TYPED_TEST_P(StoreContractTest, ListAgentsOfOwnedAndGranted) {
+  using Relation = AgentListFilter::Relation;
+  // ap_own: mine; ap_both: mine and granted by me; ap_gr: granted by me (revoked and active);
+  // ap_old: granted by me once, revoked; ap_other: someone else's, granted by someone else.
+  std::int64_t at = kNow - 10'000;
+  for (const char* id : {"ap_own", "ap_both", "ap_gr", "ap_old", "ap_other"}) {
+    AgentRecord agent = TestAgent(id);
+    agent.created_at_ms = at += 1000;
+    if (std::string(id) == "ap_own" || std::string(id) == "ap_both") {
+      agent.developer_email = "me@example.com";
+    }
+    ASSERT_TRUE(this->store().InsertAgent(agent).ok());
+  }
+  auto mine = [](std::string id, std::string agent) {
+    GrantRecord g = TestGrant(std::move(id), std::move(agent));
+    g.granted_by = "usr_me";
+    g.granted_by_email = "me@example.com";
+    return g;
+  };
+  GrantRecord expired = mine("g_exp", "ap_gr");
+  expired.expires_at_ms = kNow - 1;
+  this->InsertGrants({mine("g_both", "ap_both"), mine("g_gr1", "ap_gr"), mine("g_gr2", "ap_gr"),
+                      expired, mine("g_old", "ap_old"), TestGrant("g_other", "ap_other"),
+                      TestGrant("g_other_own", "ap_own")});
+  ASSERT_TRUE(this->store().RevokeGrants({"g_old"}, kNow - 5, "usr_me").ok());
+
+  EXPECT_EQ(AgentsOfMe(this->store(), Relation::kAny),
+            (std::vector<std::string>{"ap_old", "ap_gr", "ap_both", "ap_own"}));
+  EXPECT_EQ(AgentsOfMe(this->store(), Relation::kOwned),
+            (std::vector<std::string>{"ap_both", "ap_own"}));
+  EXPECT_EQ(AgentsOfMe(this->store(), Relation::kGranted),
+            (std::vector<std::string>{"ap_old", "ap_gr", "ap_both"}));
+
+  AgentListFilter filter;
+  filter.email = "me@example.com";
+  filter.user_id = "usr_me";
+  filter.now_ms = kNow;
+  Result<std::vector<AgentListing>> listed = this->store().ListAgentsOf(filter);
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 4u);
+  const AgentListing& old = (*listed)[0];
+  EXPECT_FALSE(old.owned);
+  EXPECT_TRUE(old.granted);
+  EXPECT_EQ(old.active_permissions, 0);  // revoked
+  const AgentListing& gr = (*listed)[1];
+  EXPECT_EQ(gr.active_permissions, 2);   // the expired one does not count
+  EXPECT_EQ(gr.agent.name, TestAgent("ap_gr").name);
+  const AgentListing& both = (*listed)[2];
+  EXPECT_TRUE(both.owned);
+  EXPECT_TRUE(both.granted);
+  EXPECT_EQ(both.active_permissions, 1);
+  const AgentListing& own = (*listed)[3];
+  EXPECT_TRUE(own.owned);
+  EXPECT_FALSE(own.granted);  // someone else's grant to my agent is not mine
+  EXPECT_EQ(own.active_permissions, 0);
+  EXPECT_EQ(own.agent.developer_email, "me@example.com");
+
+  // Paging: newest first, continuing strictly after the cursor.
+  EXPECT_EQ(AgentsOfMe(this->store(), Relation::kAny, 2),
+            (std::vector<std::string>{"ap_old", "ap_gr"}));
+  EXPECT_EQ(AgentsOfMe(this->store(), Relation::kAny, 2,
+                       std::make_pair(gr.agent.created_at_ms, gr.agent.id)),
+            (std::vector<std::string>{"ap_both", "ap_own"}));
+  // Someone with nothing sees nothing.
+  filter.email = "nobody@example.com";
+  filter.user_id = "usr_nobody";
+  listed = this->store().ListAgentsOf(filter);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->empty());
+}
+
 TYPED_TEST_P(StoreContractTest, DuplicateAgentIsAnErrorValue) {
   this->InsertAgents({"ap_1"});
   Status same_id = this->store().InsertAgent(TestAgent("ap_1"));
@@ -2804,7 +2896,8 @@ TYPED_TEST_P(StoreContractTest, ConcurrentChargesNeverPassTheLimit) {
 
 REGISTER_TYPED_TEST_SUITE_P(
     StoreContractTest, IdempotencyClaimsReplaysAndRejects, IdempotencyAbandonAndStaleTakeover,
-    IdempotencyRaceHasOneOwner, EmptyStoreHasNothing, AgentRoundTrips, DuplicateAgentIsAnErrorValue,
+    IdempotencyRaceHasOneOwner, EmptyStoreHasNothing, AgentRoundTrips, ListAgentsOfOwnedAndGranted,
+    DuplicateAgentIsAnErrorValue,
     GrantRoundTrips, BadGrantIsAnErrorValue, RevokeReturnsOnlyWhatItRevokedNow,
     LoadActiveGrantsExcludesRevokedAndExpired, ListGrantsIsNewestFirstAndFiltered,
     SignInCreatesOnceThenFinds, OnlyTheFirstPromotableUserBecomesAdmin, FirstAdminRaceHasOneWinner,

@@ -388,6 +388,10 @@ CREATE TABLE budget_windows(
   PRIMARY KEY(grant_id, field, window_start)
 ) STRICT, WITHOUT ROWID;
 )sql",
+    // 9: a person's own agents, for their dashboard (GET /v1/agents).
+    R"sql(
+CREATE INDEX agents_developer ON agents(developer_email, created_at, id);
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -418,6 +422,24 @@ constexpr std::string_view kFindGrant =
 constexpr std::string_view kRevokeGrant =
     "UPDATE grants SET revoked_at = ?2, revoked_by = ?3 WHERE id = ?1 AND revoked_at IS NULL "
     "RETURNING id";
+
+// A person's agents: owned (developer_email), granted to (any grant by them, ever), or either;
+// one text per relation, as for grants below. ?1 email, ?2 user id, ?3 now, ?4/?5 the cursor
+// (created_at, id), ?6 the limit.
+#define AGENTGATE_LIST_AGENTS_OF(WHERE)                                                        \
+  "SELECT a.id, a.name, a.description, a.developer_email, a.metadata_json, a.status, "         \
+  "a.created_at, a.last_seen, a.developer_email = ?1, "                                        \
+  "EXISTS(SELECT 1 FROM grants g WHERE g.agent_id = a.id AND g.granted_by = ?2), "             \
+  "(SELECT count(*) FROM grants g WHERE g.agent_id = a.id AND g.granted_by = ?2 AND "          \
+  "g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ?3)) "                     \
+  "FROM agents a WHERE " WHERE " AND (a.created_at < ?4 OR (a.created_at = ?4 AND a.id < ?5)) " \
+  "ORDER BY a.created_at DESC, a.id DESC LIMIT ?6"
+constexpr std::string_view kListAgentsOwned = AGENTGATE_LIST_AGENTS_OF("a.developer_email = ?1");
+constexpr std::string_view kListAgentsGranted =
+    AGENTGATE_LIST_AGENTS_OF("a.id IN (SELECT agent_id FROM grants WHERE granted_by = ?2)");
+constexpr std::string_view kListAgentsAny = AGENTGATE_LIST_AGENTS_OF(
+    "(a.developer_email = ?1 OR a.id IN (SELECT agent_id FROM grants WHERE granted_by = ?2))");
+#undef AGENTGATE_LIST_AGENTS_OF
 
 // One text per filter combination rather than "(?1 = '' OR granted_by = ?1)", which would
 // hide the indexes from the planner. All use the same parameter numbers.
@@ -1628,6 +1650,49 @@ Result<std::vector<GrantRecord>> SqliteStore::ListGrants(const GrantFilter& filt
   });
   if (!s) return s.take_error();
   return grants;
+}
+
+Result<std::vector<AgentListing>> SqliteStore::ListAgentsOf(const AgentListFilter& filter) {
+  std::vector<AgentListing> agents;
+  if (filter.limit <= 0) return agents;
+  using Relation = AgentListFilter::Relation;
+  std::string_view sql = filter.relation == Relation::kOwned     ? kListAgentsOwned
+                         : filter.relation == Relation::kGranted ? kListAgentsGranted
+                                                                 : kListAgentsAny;
+  // "No cursor" is past the newest agent: any created_at, then any id.
+  std::int64_t before_at = filter.before ? filter.before->first
+                                         : std::numeric_limits<std::int64_t>::max();
+  const std::string before_id = filter.before ? filter.before->second : std::string();
+  Status s = Read("ListAgentsOf", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(sql);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, filter.email);
+    stmt->BindText(2, filter.user_id);
+    stmt->BindInt(3, filter.now_ms);
+    stmt->BindInt(4, before_at);
+    stmt->BindText(5, before_id);
+    stmt->BindInt(6, filter.limit);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      AgentListing listing;
+      listing.agent.id = stmt->Text(0);
+      listing.agent.name = stmt->Text(1);
+      listing.agent.description = stmt->Text(2);
+      listing.agent.developer_email = stmt->Text(3);
+      listing.agent.metadata_json = stmt->Text(4);
+      listing.agent.status = stmt->Text(5);
+      listing.agent.created_at_ms = stmt->Int(6);
+      listing.agent.last_seen_ms = stmt->Int(7);
+      listing.owned = stmt->Int(8) != 0;
+      listing.granted = stmt->Int(9) != 0;
+      listing.active_permissions = static_cast<int>(stmt->Int(10));
+      agents.push_back(std::move(listing));
+    }
+  });
+  if (!s) return s.take_error();
+  return agents;
 }
 
 // --- people -----------------------------------------------------------------------------------

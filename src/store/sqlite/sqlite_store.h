@@ -56,6 +56,7 @@ class SqliteStore final : public Store {
   Result<std::optional<GrantRecord>> FindGrant(const std::string& id) override;
   // A limit of zero or less gives no rows.
   Result<std::vector<GrantRecord>> ListGrants(const GrantFilter& filter) override;
+  Result<std::vector<AgentListing>> ListAgentsOf(const AgentListFilter& filter) override;
 
   Result<UserRecord> SignInUser(const std::string& email, const std::string& new_user_id,
                                 std::int64_t now_ms, bool promote_if_no_admin) override;
