@@ -435,3 +435,33 @@ test('activity shows the calls just made; filters, paging and --json', async () 
   const noAbility = await mint('no-activity', ['permission:view-any']);
   expectApiError(await ag(['activity', '--token', noAbility.token]), 'token_missing_ability');
 });
+
+test('agent list: owned and granted agents, the relation filters, paging and usage errors', async () => {
+  const owned = await registerAgent(srv.url, { developer_email: email });
+  const granted = await registerAgent(srv.url);
+  const grant = await ag(['permission', 'grant', granted.agent_id, 'cli_list_read'], withSession());
+  assert.equal(grant.code, 0, grant.all);
+
+  const table = await ag(['agent', 'list'], withSession());
+  assert.equal(table.code, 0, table.all);
+  assert.match(table.stdout, /^AGENT_ID +NAME +RELATION +STATUS +LAST_SEEN +ACTIVE_GRANTS$/m);
+  assert.match(table.stdout, new RegExp(`^${granted.agent_id} +e2e-agent-\\d+ +granted +active +never +1$`, 'm'), table.all);
+  assert.match(table.stdout, new RegExp(`^${owned.agent_id} +e2e-agent-\\d+ +owned +active +never +0$`, 'm'), table.all);
+
+  const onlyOwned = await ag(['agent', 'list', '--owned', '--json'], withSession());
+  assert.equal(onlyOwned.code, 0, onlyOwned.all);
+  const ownedIds = JSON.parse(onlyOwned.stdout).data.map((a) => a.agent_id);
+  assert.ok(ownedIds.includes(owned.agent_id) && !ownedIds.includes(granted.agent_id), onlyOwned.all);
+
+  const paged = await ag(['agent', 'list', '--limit', '1', '--all-pages', '--json'], withSession());
+  assert.equal(paged.code, 0, paged.all);
+  const pages = paged.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+  assert.ok(pages.length >= 2 && pages.every((p) => p.data.length === 1), paged.all);
+  const first = await ag(['agent', 'list', '--limit', '1'], withSession());
+  assert.match(first.stdout, /\(more: add --cursor \S+, or --all-pages/, first.all);
+
+  expectUsage(await ag(['agent', 'list', '--owned', '--granted'], withSession()), /exclude each other/);
+  expectUsage(await ag(['agent', 'list', '--limit', '101'], withSession()), /1 to 100/);
+  const viewerless = await mint('no-agent-view', ['permission:check']);
+  expectApiError(await ag(['agent', 'list', '--token', viewerless.token]), 'token_missing_ability');
+});

@@ -141,6 +141,12 @@ test('Streamable HTTP: the SDK negotiates, lists the tools, and calls every one 
   assert.equal(decision.allowed, false);
   const status = await call('get_agent_status', { agent_id: agent.agent_id });
   assert.equal(status.active_permissions.length, 1);
+  // The admin registered nothing with their own address, but granted this agent something.
+  const mine = await call('list_agents', { relation: 'granted' });
+  const listedAgent = mine.data.find((a) => a.agent_id === agent.agent_id);
+  assert.equal(listedAgent?.granted, true);
+  assert.equal(listedAgent.owned, false);
+  assert.equal(listedAgent.active_permission_count, 1);
   const perms = await call('list_permissions', { agent_id: agent.agent_id });
   assert.ok(perms.permissions.some((p) => p.permission_id === grant.permission_id));
 
