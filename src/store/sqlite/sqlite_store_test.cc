@@ -123,12 +123,13 @@ class SqliteStoreTest : public ::testing::Test {
 };
 
 // The versions of every migration, as schema_migrations lists them.
-constexpr std::string_view kAllVersions = "1,2,3,4,5,6,7,8";
+constexpr std::string_view kAllVersions = "1,2,3,4,5,6,7,8,9";
 
-// Makes the file look like one at schema version 4: undoes migrations 8, 7, 6 and 5 (5 dropped
-// the check_records table of version 3, so it is made again, empty).
+// Makes the file look like one at schema version 4: undoes migrations 9, 8, 7, 6 and 5 (5
+// dropped the check_records table of version 3, so it is made again, empty).
 void UndoMigrationsAfter4(RawDb& raw) {
   raw.Exec(
+      "DROP TABLE permission_requests; DROP INDEX grants_agent_created;"
       "DROP TABLE budget_windows; DROP TABLE action_runs; DROP TABLE actions;"
       "DROP TABLE connect_sessions; DROP TABLE connections; DROP TABLE integrations;"
       "DROP TABLE connectors; DROP TABLE tenants; DROP TABLE workspaces;"
@@ -183,13 +184,13 @@ TEST_F(SqliteStoreTest, MigrationsAreRecordedOnceAndReopenIsIdempotent) {
   std::string applied_at;
   {
     RawDb raw(DbPath());
-    EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "8");
+    EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "9");
     EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), kAllVersions);
     applied_at = raw.Query("SELECT group_concat(applied_at) FROM schema_migrations");
   }
   for (int i = 0; i < 2; ++i) ASSERT_NE(OpenOrFail(DbPath()), nullptr);
   RawDb raw(DbPath());
-  EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "8");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "9");
   EXPECT_EQ(raw.Query("SELECT group_concat(applied_at) FROM schema_migrations"), applied_at);
 }
 
