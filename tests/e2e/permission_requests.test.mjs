@@ -321,7 +321,8 @@ test('requests expire after --request-ttl: GET reads expired at once, deciding i
     assert.equal(Date.parse(r.expires_at) - Date.parse(r.created_at), 2000);
     assert.ok(/permission request preq_[0-9a-f]{24} from agent/.test(s.logs()), 'without a mailer, a log line');
     assert.ok(!s.logs().includes(agent.secret), 'no secret in the log');
-    await sleep(Math.max(0, Date.parse(r.expires_at) - Date.now()) + 100);
+    // expires_at is shown to the second; the lapse itself is exact to the millisecond.
+    await sleep(Math.max(0, Date.parse(r.expires_at) + 1000 - Date.now()) + 100);
     const read = await api(s.url, 'GET', `/v1/permission-requests/${r.request_id}`, { bearer: agent.secret });
     assert.equal(read.json.status, 'expired');
     const filtered = await api(s.url, 'GET', '/v1/permission-requests?status=expired', { cookie });
