@@ -360,9 +360,13 @@ Result<Principal> Service::IdentifyCaller(const http::Request& req, const RouteS
         auto agent = index_.AgentOfSecret(crypto::Sha256(bearer));
         if (!agent) {
           return MakeError(Code::kUnauthorized, "The agent secret is not valid",
-                           "Send the secret POST /agent/register gave the agent "
-                           "('Authorization: Bearer sk_ap_...'), a tenant token, or an access "
-                           "token with the 'act' ability.");
+                           spec.access == Access::kTenantOrAgent
+                               ? "Send the secret POST /agent/register gave the agent "
+                                 "('Authorization: Bearer sk_ap_...'), a tenant token, or an "
+                                 "access token with the 'act' ability."
+                               : "Send the secret POST /agent/register gave the agent "
+                                 "('Authorization: Bearer sk_ap_...'), or a person's session or "
+                                 "access token.");
         }
         who.kind = ActorKind::kAgent;
         who.actor_id = *agent;
