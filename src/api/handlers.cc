@@ -7,6 +7,7 @@
 
 #include "api/fields.h"
 #include "api/paging.h"
+#include "api/grants.h"
 #include "api/service.h"
 #include "authz/scope.h"
 #include "core/json.h"
@@ -20,7 +21,93 @@ constexpr std::size_t kMaxActionChars = 200;
 constexpr std::size_t kMaxObjectBytes = 16 * std::size_t{1024};
 constexpr std::string_view kSessionCookie = "ap_session";
 
-std::string Lower(std::string s) {
+
+
+
+Error MissingParams(const std::vector<std::string_view>& names) {
+  std::string list;
+  for (auto n : names) {
+    if (!list.empty()) list += ", ";
+    list += n;
+  }
+  return MakeError(Code::kMissingParams, "Missing required query parameters: " + list);
+}
+
+void AppendLatency(std::string& out, std::int64_t received_at_ns) {
+  double ms = static_cast<double>(SteadyNs() - received_at_ns) / 1e6;
+  char buf[32];
+  auto [end, ec] =
+      std::to_chars(buf, buf + sizeof buf, ms < 0 ? 0.0 : ms, std::chars_format::fixed, 3);
+  out.append(buf, end);
+}
+
+
+// An optional object field no larger than kMaxObjectBytes serialized; "" when absent.
+Result<std::string> SmallObjectField(const json::object& body, std::string_view key) {
+  auto obj = OptionalObject(body, key);
+  if (!obj.ok()) return obj.take_error();
+  if (!obj->has_value()) return std::string();
+  std::string text = Serialize(**obj);
+  if (text.size() > kMaxObjectBytes) {
+    return MakeError(Code::kInvalidField, "Field '" + std::string(key) + "' is larger than " +
+                                              std::to_string(kMaxObjectBytes) + " bytes");
+  }
+  return text;
+}
+
+Error MissingBearer() {
+  return MakeError(Code::kUnauthorized,
+                   "Missing bearer token: send 'Authorization: Bearer <agent secret>'");
+}
+
+// The error for a failed agent authentication; nullopt when it succeeded.
+std::optional<Error> AgentAuthError(authz::AuthResult auth) {
+  switch (auth) {
+    case authz::AuthResult::kOk:
+      return std::nullopt;
+    case authz::AuthResult::kUnknownSecret:
+      return MakeError(Code::kUnauthorized, "Invalid agent secret");
+    case authz::AuthResult::kAgentNotFound:
+      return MakeError(Code::kAgentNotFound);
+    case authz::AuthResult::kOtherAgent:
+      return MakeError(Code::kForbidden, "This secret belongs to another agent",
+                       "Use the secret that was returned when this agent registered.");
+  }
+  return MakeError(Code::kServerError);
+}
+
+
+struct AgentAndAction {
+  std::string agent_id;
+  std::string action;
+};
+
+// The two fields most bodies need: strings, present and non-empty (missing_fields names the
+// absent ones; invalid_field a wrong type).
+Result<AgentAndAction> RequiredAgentAndAction(const json::object& body) {
+  auto agent_id = OptionalString(body, "agent_id");
+  if (!agent_id.ok()) return agent_id.take_error();
+  auto action = OptionalString(body, "action");
+  if (!action.ok()) return action.take_error();
+  std::vector<std::string_view> missing;
+  if (!agent_id->has_value() || (*agent_id)->empty()) missing.push_back("agent_id");
+  if (!action->has_value() || (*action)->empty()) missing.push_back("action");
+  if (!missing.empty()) return MissingFields(missing);
+  return AgentAndAction{std::move(**agent_id), std::move(**action)};
+}
+
+std::string SessionCookie(std::string_view value, std::int64_t max_age_s, bool secure) {
+  std::string c = std::string(kSessionCookie) + "=" + std::string(value) +
+                  "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age_s);
+  if (secure) c += "; Secure";
+  return c;
+}
+
+}  // namespace
+
+// ---- shared with permission requests (grants.h) ----------------------------------------------
+
+std::string LowerAscii(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
@@ -70,21 +157,9 @@ bool ValidAction(std::string_view a) {
   });
 }
 
-Error MissingParams(const std::vector<std::string_view>& names) {
-  std::string list;
-  for (auto n : names) {
-    if (!list.empty()) list += ", ";
-    list += n;
-  }
-  return MakeError(Code::kMissingParams, "Missing required query parameters: " + list);
-}
-
-void AppendLatency(std::string& out, std::int64_t received_at_ns) {
-  double ms = static_cast<double>(SteadyNs() - received_at_ns) / 1e6;
-  char buf[32];
-  auto [end, ec] =
-      std::to_chars(buf, buf + sizeof buf, ms < 0 ? 0.0 : ms, std::chars_format::fixed, 3);
-  out.append(buf, end);
+Error InvalidAction() {
+  return MakeError(Code::kInvalidField,
+                   "Field 'action' must be 1-200 characters of letters, digits and _ . : / * -");
 }
 
 json::value ParsedOrNull(const std::string& text) {
@@ -92,40 +167,6 @@ json::value ParsedOrNull(const std::string& text) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
   return ec ? json::value(nullptr) : v;
-}
-
-// An optional object field no larger than kMaxObjectBytes serialized; "" when absent.
-Result<std::string> SmallObjectField(const json::object& body, std::string_view key) {
-  auto obj = OptionalObject(body, key);
-  if (!obj.ok()) return obj.take_error();
-  if (!obj->has_value()) return std::string();
-  std::string text = Serialize(**obj);
-  if (text.size() > kMaxObjectBytes) {
-    return MakeError(Code::kInvalidField, "Field '" + std::string(key) + "' is larger than " +
-                                              std::to_string(kMaxObjectBytes) + " bytes");
-  }
-  return text;
-}
-
-Error MissingBearer() {
-  return MakeError(Code::kUnauthorized,
-                   "Missing bearer token: send 'Authorization: Bearer <agent secret>'");
-}
-
-// The error for a failed agent authentication; nullopt when it succeeded.
-std::optional<Error> AgentAuthError(authz::AuthResult auth) {
-  switch (auth) {
-    case authz::AuthResult::kOk:
-      return std::nullopt;
-    case authz::AuthResult::kUnknownSecret:
-      return MakeError(Code::kUnauthorized, "Invalid agent secret");
-    case authz::AuthResult::kAgentNotFound:
-      return MakeError(Code::kAgentNotFound);
-    case authz::AuthResult::kOtherAgent:
-      return MakeError(Code::kForbidden, "This secret belongs to another agent",
-                       "Use the secret that was returned when this agent registered.");
-  }
-  return MakeError(Code::kServerError);
 }
 
 // A grant as the API shows it (POST /permission/grant, GET /permissions).
@@ -142,33 +183,36 @@ json::object GrantJson(const store::GrantRecord& g) {
   return out;
 }
 
-struct AgentAndAction {
-  std::string agent_id;
-  std::string action;
-};
-
-// The two fields most bodies need: strings, present and non-empty (missing_fields names the
-// absent ones; invalid_field a wrong type).
-Result<AgentAndAction> RequiredAgentAndAction(const json::object& body) {
-  auto agent_id = OptionalString(body, "agent_id");
-  if (!agent_id.ok()) return agent_id.take_error();
-  auto action = OptionalString(body, "action");
-  if (!action.ok()) return action.take_error();
-  std::vector<std::string_view> missing;
-  if (!agent_id->has_value() || (*agent_id)->empty()) missing.push_back("agent_id");
-  if (!action->has_value() || (*action)->empty()) missing.push_back("action");
-  if (!missing.empty()) return MissingFields(missing);
-  return AgentAndAction{std::move(**agent_id), std::move(**action)};
+Result<GrantTerms> ParseGrantTerms(const json::object& body) {
+  GrantTerms terms;
+  if (auto it = body.find("expires_in"); it != body.end() && !it->value().is_null()) {
+    if (!it->value().is_string()) {
+      return MakeError(Code::kInvalidExpiresIn,
+                       "expires_in must be a string such as \"7d\", \"24h\", \"30m\" or \"60s\"");
+    }
+    auto parsed = ParseExpiresIn(it->value().get_string());
+    if (!parsed.ok()) return parsed.take_error();
+    terms.expires_in_s = *parsed;
+  }
+  auto scope_text = SmallObjectField(body, "scope");
+  if (!scope_text.ok()) return scope_text.take_error();
+  if (!scope_text->empty()) {
+    if (Status s = authz::ValidateScope(body.at("scope").as_object()); !s.ok()) {
+      return s.take_error();
+    }
+  }
+  terms.scope_json = std::move(*scope_text);
+  auto metadata = SmallObjectField(body, "metadata");
+  if (!metadata.ok()) return metadata.take_error();
+  terms.metadata_json = std::move(*metadata);
+  return terms;
 }
 
-std::string SessionCookie(std::string_view value, std::int64_t max_age_s, bool secure) {
-  std::string c = std::string(kSessionCookie) + "=" + std::string(value) +
-                  "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age_s);
-  if (secure) c += "; Secure";
-  return c;
+std::optional<std::int64_t> GrantExpiry(std::int64_t now_ms,
+                                        std::optional<std::int64_t> expires_in_s) {
+  if (!expires_in_s) return std::nullopt;
+  return (now_ms + 999) / 1000 * 1000 + *expires_in_s * 1000;
 }
-
-}  // namespace
 
 // ---- agents --------------------------------------------------------------------------------
 
@@ -224,7 +268,7 @@ http::Response Service::Register(http::Request& req, Call& call) {
   agent.secret_hash = crypto::Sha256(secret);
   agent.name = n;
   agent.description = description->value_or("");
-  agent.developer_email = Lower(**email);
+  agent.developer_email = LowerAscii(**email);
   agent.metadata_json = *metadata;
   agent.created_at_ms = now;
   call.target = call.agent_id = agent.id;
@@ -313,7 +357,7 @@ http::Response Service::ListAgents(http::Request& req, Call& call) {
   }
   std::int64_t now = clock_.NowMs();
   store::AgentListFilter filter;
-  filter.email = Lower(call.who.email);
+  filter.email = LowerAscii(call.who.email);
   filter.user_id = call.who.user_id;
   filter.now_ms = now;
   if (auto relation = query.Get("relation")) {
@@ -487,31 +531,9 @@ http::Response Service::Grant(http::Request& req, Call& call) {
   if (!target.ok()) return Fail(req, target.take_error());
   const std::string& agent_id = target->agent_id;
   const std::string& action = target->action;
-  if (!ValidAction(action)) {
-    return Fail(req, MakeError(Code::kInvalidField,
-                               "Field 'action' must be 1-200 characters of letters, digits and "
-                               "_ . : / * -"));
-  }
-  std::optional<std::int64_t> expires_in_s;
-  if (auto it = body->find("expires_in"); it != body->end() && !it->value().is_null()) {
-    if (!it->value().is_string()) {
-      return Fail(req, MakeError(Code::kInvalidExpiresIn,
-                                 "expires_in must be a string such as \"7d\", \"24h\", \"30m\" or "
-                                 "\"60s\""));
-    }
-    auto parsed = ParseExpiresIn(it->value().get_string());
-    if (!parsed.ok()) return Fail(req, parsed.take_error());
-    expires_in_s = *parsed;
-  }
-  auto scope_text = SmallObjectField(*body, "scope");
-  if (!scope_text.ok()) return Fail(req, scope_text.take_error());
-  if (!scope_text->empty()) {
-    if (Status s = authz::ValidateScope(body->at("scope").as_object()); !s.ok()) {
-      return Fail(req, s.take_error());
-    }
-  }
-  auto metadata = SmallObjectField(*body, "metadata");
-  if (!metadata.ok()) return Fail(req, metadata.take_error());
+  if (!ValidAction(action)) return Fail(req, InvalidAction());
+  auto terms = ParseGrantTerms(*body);
+  if (!terms.ok()) return Fail(req, terms.take_error());
   if (!index_.HasAgent(agent_id)) return Fail(req, MakeError(Code::kAgentNotFound));
 
   std::int64_t now = clock_.NowMs();
@@ -521,13 +543,9 @@ http::Response Service::Grant(http::Request& req, Call& call) {
   g.action = action;
   g.granted_by = who.user_id;
   g.granted_by_email = who.email;
-  if (expires_in_s) {
-    // Whole seconds, rounded up: the grant lasts at least what was asked and its expires_at
-    // (shown to the second) is exact.
-    g.expires_at_ms = (now + 999) / 1000 * 1000 + *expires_in_s * 1000;
-  }
-  g.scope_json = *scope_text;
-  g.metadata_json = *metadata;
+  g.expires_at_ms = GrantExpiry(now, terms->expires_in_s);
+  g.scope_json = terms->scope_json;
+  g.metadata_json = terms->metadata_json;
   g.created_at_ms = now;
   call.target = g.id;
   call.agent_id = g.agent_id;
@@ -697,7 +715,7 @@ http::Response Service::MagicLink(http::Request& req, Call& call) {
   if (!ValidEmail(**email)) {
     return Fail(req, MakeError(Code::kInvalidEmail, "email is not a valid email address"));
   }
-  std::string address = Lower(**email);
+  std::string address = LowerAscii(**email);
   std::int64_t now = clock_.NowMs();
   auto limit = magic_link_limiter_.Hit(address, now);
   if (!limit.allowed) {

@@ -200,6 +200,20 @@ void Service::RegisterRoutes(http::Router& router) {
        Access::kPerson, kWebhookManage, false, &Service::ListWebhookMessages},
       {Method::kPost, "/v1/webhooks/:webhook_id/messages/:message_id/replay", Dispatch::kBlocking,
        "webhook.replay", Access::kPerson, kWebhookManage, kIdem, &Service::ReplayWebhookMessage},
+      {Method::kPost, "/v1/permission-requests", Dispatch::kBlocking,
+       "permission_request.create", Access::kPersonOrAgent, 0, kIdem,
+       &Service::CreatePermissionRequest},
+      {Method::kGet, "/v1/permission-requests", Dispatch::kBlocking, "permission_request.list",
+       Access::kPersonOrAgent, kPermissionViewAny, false, &Service::ListPermissionRequests},
+      {Method::kGet, "/v1/permission-requests/:request_id", Dispatch::kBlocking,
+       "permission_request.view", Access::kPersonOrAgent, kPermissionViewAny, false,
+       &Service::GetPermissionRequest},
+      {Method::kPost, "/v1/permission-requests/:request_id/approve", Dispatch::kBlocking,
+       "permission_request.approve", Access::kPerson, kPermissionGrant, kIdem,
+       &Service::ApprovePermissionRequest},
+      {Method::kPost, "/v1/permission-requests/:request_id/decline", Dispatch::kBlocking,
+       "permission_request.decline", Access::kPerson, kPermissionGrant, kIdem,
+       &Service::DeclinePermissionRequest},
       // Not activity: probes, and pages for people.
       {Method::kGet, "/health", Dispatch::kInline, "", Access::kOpen, 0, false, &Service::Health},
       {Method::kGet, "/stats", Dispatch::kBlocking, "stats.view", Access::kOpen, 0, false,
@@ -342,18 +356,23 @@ Result<Principal> Service::IdentifyCaller(const http::Request& req, const RouteS
       }
       return who;
     case Access::kTenantOrAgent:
+    case Access::kPersonOrAgent:
       if (!bearer.empty() && http::CookieValue(req.cookie, "ap_session").empty()) {
         // An agent's secret: the agent acts, under its grants.
         auto agent = index_.AgentOfSecret(crypto::Sha256(bearer));
         if (!agent) {
           return MakeError(Code::kUnauthorized, "The agent secret is not valid",
-                           "Send the secret POST /agent/register gave the agent "
-                           "('Authorization: Bearer sk_ap_...'), a tenant token, or an access "
-                           "token with the 'act' ability.");
+                           spec.access == Access::kTenantOrAgent
+                               ? "Send the secret POST /agent/register gave the agent "
+                                 "('Authorization: Bearer sk_ap_...'), a tenant token, or an "
+                                 "access token with the 'act' ability."
+                               : "Send the secret POST /agent/register gave the agent "
+                                 "('Authorization: Bearer sk_ap_...'), or a person's session or "
+                                 "access token.");
         }
         who.kind = ActorKind::kAgent;
         who.actor_id = *agent;
-        who.workspace_id = "ws_default";
+        if (spec.access == Access::kTenantOrAgent) who.workspace_id = "ws_default";
         return who;
       }
       [[fallthrough]];
@@ -546,6 +565,7 @@ void Service::Housekeeping(std::int64_t check_retention_ms) {
   if (!s.ok()) logger_.Warn("pruning failed: " + std::string(s.error().Message()));
   auto runs = store_.DeleteActionRunsBefore(now - options_.action_run_retention_ms);
   if (!runs.ok()) logger_.Warn("pruning run logs failed: " + std::string(runs.error().Message()));
+  EmitExpiredRequests();
   index_.Sweep(now);
   tokens_.Sweep(now);
 }

@@ -56,6 +56,8 @@ struct ServiceOptions {
   // kept (--action-run-retention).
   std::int64_t act_timeout_ms = 30'000;
   std::int64_t action_run_retention_ms = 30LL * 86'400'000;
+  // How long a permission request waits for a decision before it lapses (--request-ttl).
+  std::int64_t request_ttl_ms = 7LL * 86'400'000;
 };
 
 // Check records waiting to be written, in shards so concurrent checks rarely share a lock.
@@ -100,6 +102,9 @@ class Service {
   void SetWebhookNotifier(std::function<void()> notify) { notify_webhooks_ = std::move(notify); }
   // Reports grants whose expiry passed (permission.expired events); called every second or so.
   void EmitExpiredGrants();
+  // Stores lapsed permission requests as expired (permission_request.expired events); called
+  // every second or so.
+  void EmitExpiredRequests();
   const std::string& base_url() const { return options_.base_url; }
   void RegisterRoutes(http::Router& router);
 
@@ -125,6 +130,9 @@ class Service {
     kManager,
     // As kTenant, and also an agent by its secret (which acts under its grants): /act.
     kTenantOrAgent,
+    // As kPerson, and also an agent by its secret (resolved from the secret alone): permission
+    // requests.
+    kPersonOrAgent,
   };
   // One call in progress: its caller, and what its activity event should say.
   struct Call {
@@ -185,6 +193,20 @@ class Service {
   http::Response ListWebhookDeliveries(http::Request& req, Call& call);
   http::Response ListWebhookMessages(http::Request& req, Call& call);
   http::Response ReplayWebhookMessage(http::Request& req, Call& call);
+  // Handlers: permission requests (/v1/permission-requests, permission_requests_api.cc).
+  http::Response CreatePermissionRequest(http::Request& req, Call& call);
+  http::Response ListPermissionRequests(http::Request& req, Call& call);
+  http::Response GetPermissionRequest(http::Request& req, Call& call);
+  http::Response ApprovePermissionRequest(http::Request& req, Call& call);
+  http::Response DeclinePermissionRequest(http::Request& req, Call& call);
+  // The request the path names, if the caller is its addressee and it is pending at now_ms.
+  Result<store::PermissionRequestRecord> DecidableRequest(http::Request& req, Call& call,
+                                                          std::int64_t now_ms);
+  // The request as the API shows it; grant (or, when null, the stored grant) fills permission.
+  json::object PermissionRequestJson(const store::PermissionRequestRecord& r, std::int64_t now_ms,
+                                     const store::GrantRecord* grant);
+  // Emails the addressee (or, without a mailer, logs a line without secrets).
+  void NotifyAddressee(const store::PermissionRequestRecord& r, std::string_view agent_name);
   // The caller's endpoint named by the path, or not_found.
   Result<store::WebhookEndpoint> OwnWebhook(const http::Request& req, const Call& call);
   // That endpoint and the page (?limit, ?cursor) of a list under it.

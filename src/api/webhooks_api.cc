@@ -19,12 +19,14 @@ constexpr std::int64_t kDefaultOverlapMs = 24LL * 3'600'000;
 constexpr std::int64_t kMaxOverlapMs = 7LL * 86'400'000;
 
 // The events a webhook may subscribe to, and what each means.
-constexpr std::array<std::string_view, 14> kEventTypes = {
+constexpr std::array<std::string_view, 18> kEventTypes = {
     "agent.registered",      "permission.granted",   "permission.revoked",
     "permission.expired",    "token.created",        "token.revoked",
     "connection.created",    "connection.ready",     "connection.disconnected",
     "connection.reconnected", "connection.archived", "connection.restored",
-    "action_run.succeeded", "action_run.failed"};
+    "action_run.succeeded", "action_run.failed",
+    "permission_request.created", "permission_request.approved",
+    "permission_request.declined", "permission_request.expired"};
 
 std::string EventList() {
   std::string out;

@@ -119,6 +119,8 @@ Options (environment variable in brackets):
                             they reach into your own network)
   --act-timeout DURATION    deadline of one /act run with its retries (default 30s)
   --action-run-retention DURATION  how long action run logs are kept (default 30d)
+  --request-ttl DURATION    how long a permission request waits for a decision before it
+                            expires (default 7d)
   --mcp-origin ORIGIN       a browser origin (scheme://host[:port]) allowed to call /mcp besides
                             this server's own and loopback ones; repeatable
   --webhook-retry-base DURATION  wait before the first webhook retry; doubles each time, with
@@ -205,7 +207,7 @@ Result<ServeConfig> ParseServeArgs(const std::vector<std::string>& args) {
                arg == "--check-retention" || arg == "--token-ttl" ||
                arg == "--webhook-retry-base" || arg == "--webhook-retry-max" ||
                arg == "--webhook-timeout" || arg == "--act-timeout" ||
-               arg == "--action-run-retention") {
+               arg == "--action-run-retention" || arg == "--request-ttl") {
       if (!(s = need(v)).ok()) return s.take_error();
       auto ms = ParseDurationMs(v);
       if (!ms.ok()) return Bad(arg + ": " + std::string(ms.error().Message()));
@@ -221,6 +223,10 @@ Result<ServeConfig> ParseServeArgs(const std::vector<std::string>& args) {
         c.service.act_timeout_ms = *ms;
       }
       if (arg == "--action-run-retention") c.service.action_run_retention_ms = *ms;
+      if (arg == "--request-ttl") {
+        if (*ms < 1000) return Bad("--request-ttl must be at least 1s");
+        c.service.request_ttl_ms = *ms;
+      }
     } else if (arg == "--admin-email") {
       if (!(s = need(v)).ok()) return s.take_error();
       if (!cli_admins) admins.clear();

@@ -62,6 +62,7 @@ class Ticker {
       lock.unlock();
       (void)service_.Flush();
       service_.EmitExpiredGrants();
+      service_.EmitExpiredRequests();
       if (std::chrono::steady_clock::now() >= next_housekeeping) {
         service_.Housekeeping(retention_ms_);
         next_housekeeping = std::chrono::steady_clock::now() + std::chrono::hours(1);

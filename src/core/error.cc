@@ -121,9 +121,17 @@ constexpr std::array kCatalogue{
              "The external app did not answer within the deadline",
              "Retry later; a write without an Idempotency-Key may or may not have been carried "
              "out, so check the app before repeating it."},
+    CodeInfo{Code::kPermissionRequestNotFound, "permission_request_not_found", 404,
+             "No permission request with this id that the caller may see",
+             "List the requests you may see with GET /v1/permission-requests ('agentgate "
+             "request list'); only the agent that asked, the person asked and admins see one."},
+    CodeInfo{Code::kPermissionRequestNotPending, "permission_request_not_pending", 409,
+             "The permission request was already decided or has expired",
+             "Read its status with GET /v1/permission-requests/:request_id; an agent whose "
+             "request expired or was declined may ask again with POST /v1/permission-requests."},
 };
 
-static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kUpstreamTimeout) + 1,
+static_assert(kCatalogue.size() == static_cast<std::size_t>(Code::kPermissionRequestNotPending) + 1,
               "every Code needs a catalogue entry");
 
 }  // namespace

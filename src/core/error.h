@@ -53,6 +53,9 @@ enum class Code : std::uint8_t {
   kInvalidInput,
   kPermissionDenied,
   kUpstreamTimeout,
+  // Permission requests.
+  kPermissionRequestNotFound,
+  kPermissionRequestNotPending,
 };
 
 struct CodeInfo {

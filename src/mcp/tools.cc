@@ -47,6 +47,33 @@ constexpr std::array kToolSpecs = {
              "List the grants the caller made (admins: all grants), optionally for one agent "
              "and by status.",
              true, false, true},
+    ToolSpec{"request_permission", "Ask a person for a permission", "createPermissionRequest",
+             "An agent that lacks a grant asks a person for it, with a reason (and optionally the "
+             "scope and expires_in it needs, and whom to ask by email; by default the person who "
+             "granted it before). The person is emailed and approves or declines; poll "
+             "get_permission_request for the outcome. Asking again while the same request is "
+             "pending returns it. Needs the agent's own secret; agent_id may be left out.",
+             false, false, false, "agent_id"},
+    ToolSpec{"get_permission_request", "Get a permission request", "getPermissionRequest",
+             "One permission request and its status (pending, approved with the grant in "
+             "`permission`, declined with decline_reason, or expired). For the agent that asked, "
+             "the person asked, or an admin.",
+             true, false, true},
+    ToolSpec{"list_permission_requests", "List permission requests", "listPermissionRequests",
+             "The permission requests addressed to the caller (an agent: its own), newest first; "
+             "filter by status (pending, approved, declined, expired) and agent_id.",
+             true, false, true},
+    ToolSpec{"approve_permission_request", "Approve a permission request",
+             "approvePermissionRequest",
+             "Approve a pending request addressed to the caller: the grant is made. scope, "
+             "expires_in and metadata, when given, replace what the agent asked for (null = "
+             "none), e.g. a lower max_ or a shorter expiry. Needs permission:grant.",
+             false, false, false},
+    ToolSpec{"decline_permission_request", "Decline a permission request",
+             "declinePermissionRequest",
+             "Decline a pending request addressed to the caller, optionally with a reason the "
+             "agent sees. Needs permission:grant.",
+             false, false, false},
     ToolSpec{"list_activity", "List activity", "listActivity",
              "List activity events (every API and MCP call, check and change), newest first, "
              "with filters and cursor paging.",

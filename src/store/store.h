@@ -506,6 +506,60 @@ struct BudgetOutcome {
   std::vector<std::int64_t> used;  // per charge: the window's total after (or now, when refused)
 };
 
+// A permission request: an agent asks a person for a grant. The person approves (which makes
+// the grant, in the same transaction) or declines; a request nobody decided lapses at
+// expires_at. Only "pending" requests change, and only once.
+struct PermissionRequestRecord {
+  std::string id;              // "preq_<24 hex>"
+  std::string agent_id;
+  std::string action;
+  std::string reason;
+  std::string scope_json;      // what the agent asked for: serialized JSON object, "" when none
+  std::string expires_in;      // the grant lifetime asked for ("7d"), "" when none
+  std::string requested_from;  // the addressee's lower-case email
+  std::string status = "pending";  // "pending", "approved", "declined" or "expired", as stored
+  std::int64_t created_at_ms = 0;
+  std::int64_t expires_at_ms = 0;  // when the request itself lapses
+  std::optional<std::int64_t> decided_at_ms;
+  std::string decided_by;      // the decider's email, "" while undecided
+  std::string decline_reason;  // "" when none
+  std::string grant_id;        // the grant an approval made, "" otherwise
+
+  // The status as readers see it: a pending request past expires_at reads "expired" at once,
+  // before housekeeping stores it so.
+  std::string_view StatusAt(std::int64_t now_ms) const {
+    return status == "pending" && expires_at_ms <= now_ms ? std::string_view("expired")
+                                                          : std::string_view(status);
+  }
+};
+
+struct PermissionRequestFilter {
+  std::string requested_from;  // "" = any addressee
+  std::string agent_id;        // "" = any agent
+  std::string status;          // "" = any; otherwise as StatusAt reads it
+  std::int64_t now_ms = 0;
+  // The cursor, newest first: rows before (created_at, id).
+  std::int64_t before_created_ms = std::numeric_limits<std::int64_t>::max();
+  std::string before_id;
+  int limit = 50;
+};
+
+enum class CreateRequestOutcome {
+  kCreated,    // inserted, with its effects
+  kDuplicate,  // the agent already has a live pending request for this action to this person
+  kTooMany,    // the agent has max_pending live pending requests already
+};
+
+struct CreateRequestResult {
+  CreateRequestOutcome outcome = CreateRequestOutcome::kCreated;
+  PermissionRequestRecord request;  // the new one, or the existing duplicate
+};
+
+struct DecideRequestResult {
+  bool decided = false;             // false: it was not pending (or had lapsed) at now_ms
+  PermissionRequestRecord request;  // as stored after the call (nothing written when !decided)
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -540,6 +594,42 @@ class Store {
   virtual Result<std::vector<GrantRecord>> ListGrants(const GrantFilter& filter) = 0;
   // Newest first (created_at, then id, descending).
   virtual Result<std::vector<AgentListing>> ListAgentsOf(const AgentListFilter& filter) = 0;
+
+  // The email of whoever granted this agent anything most recently (revoked and expired grants
+  // count); nullopt when nobody ever did.
+  virtual Result<std::optional<std::string>> LatestGranterOf(const std::string& agent_id) = 0;
+
+  // --- permission requests --------------------------------------------------------------------
+  // Inserts the request (and records effects) unless, at now_ms, the agent already has a live
+  // pending request for the same action to the same person (kDuplicate: that one is returned) or
+  // max_pending live pending requests (kTooMany). The tests and the insert are one atomic step.
+  virtual Result<CreateRequestResult> CreatePermissionRequest(const PermissionRequestRecord& request,
+                                                              int max_pending, std::int64_t now_ms,
+                                                              const Effects& effects) = 0;
+  virtual Result<std::optional<PermissionRequestRecord>> FindPermissionRequest(
+      const std::string& id) = 0;
+  // The live (unlapsed at now_ms) pending request of this agent for this action to this person.
+  virtual Result<std::optional<PermissionRequestRecord>> FindPendingPermissionRequest(
+      const std::string& agent_id, const std::string& action, const std::string& requested_from,
+      std::int64_t now_ms) = 0;
+  // How many live pending requests the agent has at now_ms.
+  virtual Result<std::int64_t> CountPendingPermissionRequests(const std::string& agent_id,
+                                                              std::int64_t now_ms) = 0;
+  // Newest first, from the cursor.
+  virtual Result<std::vector<PermissionRequestRecord>> ListPermissionRequests(
+      const PermissionRequestFilter& filter) = 0;
+  // Decides a request: only if it is pending and unlapsed at decision.decided_at_ms, sets status
+  // ("approved" or "declined"), decided_at, decided_by, decline_reason and grant_id from
+  // `decision`, inserts `grant` when given, and records effects — all in one transaction. Of
+  // concurrent decisions exactly one wins; the others get decided == false and write nothing.
+  virtual Result<DecideRequestResult> DecidePermissionRequest(
+      const PermissionRequestRecord& decision, const std::optional<GrantRecord>& grant,
+      const Effects& effects) = 0;
+  // Stores up to limit pending requests lapsed at now_ms as "expired" and records
+  // effects_for(them), atomically. Returns them (as stored now).
+  using RequestEffectsFor = std::function<Effects(const std::vector<PermissionRequestRecord>&)>;
+  virtual Result<std::vector<PermissionRequestRecord>> ExpirePermissionRequests(
+      std::int64_t now_ms, int limit, const RequestEffectsFor& effects_for) = 0;
 
   // --- people ---------------------------------------------------------------------------------
   // Finds the user with this (lower-case) email, or creates it with new_user_id. When

@@ -2894,6 +2894,346 @@ TYPED_TEST_P(StoreContractTest, ConcurrentChargesNeverPassTheLimit) {
   EXPECT_EQ(Used(this->store(), "g_1", "spend"), kLimit);
 }
 
+
+// --- permission requests ----------------------------------------------------------------------
+
+inline PermissionRequestRecord TestRequest(const std::string& id, const std::string& agent_id,
+                                           const std::string& action = "invoices:pay",
+                                           const std::string& to = "ann@example.com",
+                                           std::int64_t created_at_ms = kNow - 1000,
+                                           std::int64_t expires_at_ms = kNow + kDayMs) {
+  PermissionRequestRecord r;
+  r.id = id;
+  r.agent_id = agent_id;
+  r.action = action;
+  r.reason = "needs " + action;
+  r.scope_json = R"({"max_amount":500})";
+  r.expires_in = "7d";
+  r.requested_from = to;
+  r.created_at_ms = created_at_ms;
+  r.expires_at_ms = expires_at_ms;
+  return r;
+}
+
+inline std::vector<std::string> RequestIds(const std::vector<PermissionRequestRecord>& list) {
+  std::vector<std::string> ids;
+  for (const auto& r : list) ids.push_back(r.id);
+  return ids;
+}
+
+// A decision of request id as decider made at at_ms.
+inline PermissionRequestRecord Decision(const std::string& id, const std::string& status,
+                                        std::int64_t at_ms, const std::string& grant_id = "",
+                                        const std::string& decline_reason = "") {
+  PermissionRequestRecord d;
+  d.id = id;
+  d.status = status;
+  d.decided_at_ms = at_ms;
+  d.decided_by = "ann@example.com";
+  d.grant_id = grant_id;
+  d.decline_reason = decline_reason;
+  return d;
+}
+
+TYPED_TEST_P(StoreContractTest, PermissionRequestsRoundTripDeduplicateAndCap) {
+  Store& store = this->store();
+  this->InsertAgents({"ap_1", "ap_2"});
+  PermissionRequestRecord first = TestRequest("preq_1", "ap_1");
+  Result<CreateRequestResult> created = store.CreatePermissionRequest(first, 3, kNow, {});
+  ASSERT_TRUE(IsOk(created));
+  EXPECT_EQ(created->outcome, CreateRequestOutcome::kCreated);
+
+  Result<std::optional<PermissionRequestRecord>> found = store.FindPermissionRequest("preq_1");
+  ASSERT_TRUE(IsOk(found));
+  ASSERT_TRUE(found->has_value());
+  const PermissionRequestRecord& r = **found;
+  EXPECT_EQ(r.agent_id, "ap_1");
+  EXPECT_EQ(r.action, "invoices:pay");
+  EXPECT_EQ(r.reason, "needs invoices:pay");
+  EXPECT_EQ(r.scope_json, R"({"max_amount":500})");
+  EXPECT_EQ(r.expires_in, "7d");
+  EXPECT_EQ(r.requested_from, "ann@example.com");
+  EXPECT_EQ(r.status, "pending");
+  EXPECT_EQ(r.created_at_ms, kNow - 1000);
+  EXPECT_EQ(r.expires_at_ms, kNow + kDayMs);
+  EXPECT_FALSE(r.decided_at_ms.has_value());
+  EXPECT_EQ(r.grant_id, "");
+  auto none = store.FindPermissionRequest("preq_nope");
+  ASSERT_TRUE(IsOk(none));
+  EXPECT_FALSE(none->has_value());
+
+  // The same agent, action and addressee: the pending one comes back, nothing is inserted and
+  // its effects are not recorded.
+  Result<CreateRequestResult> dup =
+      store.CreatePermissionRequest(TestRequest("preq_dup", "ap_1"), 3, kNow, EffectsNamed("dup"));
+  ASSERT_TRUE(IsOk(dup));
+  EXPECT_EQ(dup->outcome, CreateRequestOutcome::kDuplicate);
+  EXPECT_EQ(dup->request.id, "preq_1");
+  EXPECT_FALSE(store.FindPermissionRequest("preq_dup")->has_value());
+  EXPECT_TRUE(ActivityLog(store, AnyActivity()).empty());
+  auto pending = store.FindPendingPermissionRequest("ap_1", "invoices:pay", "ann@example.com", kNow);
+  ASSERT_TRUE(IsOk(pending));
+  ASSERT_TRUE(pending->has_value());
+  EXPECT_EQ((*pending)->id, "preq_1");
+  // Another addressee or action is no duplicate; the cap counts live pending ones per agent.
+  ASSERT_EQ(store.CreatePermissionRequest(TestRequest("preq_2", "ap_1", "invoices:pay",
+                                                      "bob@example.com"), 3, kNow, {})
+                ->outcome,
+            CreateRequestOutcome::kCreated);
+  ASSERT_EQ(store.CreatePermissionRequest(TestRequest("preq_3", "ap_1", "mail:send"), 3, kNow,
+                                          EffectsNamed("request.created"))
+                ->outcome,
+            CreateRequestOutcome::kCreated);
+  EXPECT_EQ(*store.CountPendingPermissionRequests("ap_1", kNow), 3);
+  EXPECT_EQ(*store.CountPendingPermissionRequests("ap_2", kNow), 0);
+  Result<CreateRequestResult> over =
+      store.CreatePermissionRequest(TestRequest("preq_4", "ap_1", "x"), 3, kNow, {});
+  ASSERT_TRUE(IsOk(over));
+  EXPECT_EQ(over->outcome, CreateRequestOutcome::kTooMany);
+  EXPECT_FALSE(store.FindPermissionRequest("preq_4")->has_value());
+  // Another agent has its own cap.
+  EXPECT_EQ(store.CreatePermissionRequest(TestRequest("preq_5", "ap_2", "x"), 3, kNow, {})->outcome,
+            CreateRequestOutcome::kCreated);
+  // Lapsed requests no longer count, nor block a new one for the same action.
+  EXPECT_EQ(*store.CountPendingPermissionRequests("ap_1", kNow + kDayMs), 0);
+  Result<CreateRequestResult> after_lapse = store.CreatePermissionRequest(
+      TestRequest("preq_6", "ap_1", "invoices:pay", "ann@example.com", kNow + kDayMs,
+                  kNow + 2 * kDayMs),
+      3, kNow + kDayMs, {});
+  ASSERT_TRUE(IsOk(after_lapse));
+  EXPECT_EQ(after_lapse->outcome, CreateRequestOutcome::kCreated);
+  // Only the created one recorded its effects.
+  EXPECT_EQ(Actions(ActivityLog(store, AnyActivity())), std::vector<std::string>{"request.created"});
+  // Unknown agent: an error value.
+  EXPECT_FALSE(store.CreatePermissionRequest(TestRequest("preq_x", "ap_nope"), 3, kNow, {}).ok());
+}
+
+TYPED_TEST_P(StoreContractTest, PermissionRequestListsFilterByStatusAsReadAndPage) {
+  Store& store = this->store();
+  this->InsertAgents({"ap_1", "ap_2"});
+  // preq_1 oldest ... preq_5 newest; preq_2 lapses at kNow.
+  std::vector<PermissionRequestRecord> all = {
+      TestRequest("preq_1", "ap_1", "a", "ann@example.com", kNow - 5000),
+      TestRequest("preq_2", "ap_1", "b", "ann@example.com", kNow - 4000, kNow),
+      TestRequest("preq_3", "ap_2", "c", "ann@example.com", kNow - 3000),
+      TestRequest("preq_4", "ap_1", "d", "bob@example.com", kNow - 2000),
+      TestRequest("preq_5", "ap_2", "e", "ann@example.com", kNow - 1000),
+  };
+  for (const auto& r : all) {
+    ASSERT_EQ(store.CreatePermissionRequest(r, 20, kNow - 6000, {})->outcome,
+              CreateRequestOutcome::kCreated);
+  }
+  ASSERT_TRUE(IsOk(store.DecidePermissionRequest(Decision("preq_3", "declined", kNow - 10), {}, {})));
+  auto list = [&](PermissionRequestFilter f) {
+    f.now_ms = kNow;
+    Result<std::vector<PermissionRequestRecord>> got = store.ListPermissionRequests(f);
+    EXPECT_TRUE(got.ok()) << got.error().message;
+    return got.ok() ? RequestIds(*got) : std::vector<std::string>{};
+  };
+  using V = std::vector<std::string>;
+  PermissionRequestFilter ann;
+  ann.requested_from = "ann@example.com";
+  EXPECT_EQ(list(ann), (V{"preq_5", "preq_3", "preq_2", "preq_1"}));
+  PermissionRequestFilter f = ann;
+  f.status = "pending";
+  EXPECT_EQ(list(f), (V{"preq_5", "preq_1"}));
+  f.status = "expired";  // lapsed, though still stored as pending
+  EXPECT_EQ(list(f), (V{"preq_2"}));
+  f.status = "declined";
+  EXPECT_EQ(list(f), (V{"preq_3"}));
+  f.status = "approved";
+  EXPECT_EQ(list(f), V{});
+  f = ann;
+  f.agent_id = "ap_1";
+  EXPECT_EQ(list(f), (V{"preq_2", "preq_1"}));
+  PermissionRequestFilter agent;
+  agent.agent_id = "ap_1";
+  EXPECT_EQ(list(agent), (V{"preq_4", "preq_2", "preq_1"}));
+  EXPECT_EQ(list(PermissionRequestFilter{}), (V{"preq_5", "preq_4", "preq_3", "preq_2", "preq_1"}));
+  // Pages: two at a time, continuing before the last (created_at, id).
+  PermissionRequestFilter page = ann;
+  page.limit = 2;
+  EXPECT_EQ(list(page), (V{"preq_5", "preq_3"}));
+  page.before_created_ms = kNow - 3000;
+  page.before_id = "preq_3";
+  EXPECT_EQ(list(page), (V{"preq_2", "preq_1"}));
+  page.before_created_ms = kNow - 5000;
+  page.before_id = "preq_1";
+  EXPECT_EQ(list(page), V{});
+}
+
+TYPED_TEST_P(StoreContractTest, DecidingIsConditionalAndAtomicWithTheGrant) {
+  Store& store = this->store();
+  ASSERT_TRUE(SignInPeople(store));
+  ASSERT_TRUE(IsOk(store.InsertWebhook(TestWebhook("whe_all", "usr_ann", R"(["*"])", "all"), {})));
+  this->InsertAgents({"ap_1"});
+  ASSERT_TRUE(IsOk(store.CreatePermissionRequest(TestRequest("preq_1", "ap_1"), 20, kNow, {})));
+  ASSERT_TRUE(IsOk(store.CreatePermissionRequest(
+      TestRequest("preq_2", "ap_1", "mail:send", "ann@example.com", kNow - 1000, kNow + 10), 20,
+      kNow, {})));
+
+  GrantRecord grant = TestGrant("g_1", "ap_1");
+  Result<DecideRequestResult> approved = store.DecidePermissionRequest(
+      Decision("preq_1", "approved", kNow, "g_1"), grant, EffectsNamed("request.approved"));
+  ASSERT_TRUE(IsOk(approved));
+  EXPECT_TRUE(approved->decided);
+  EXPECT_EQ(approved->request.status, "approved");
+  EXPECT_EQ(approved->request.decided_at_ms, kNow);
+  EXPECT_EQ(approved->request.decided_by, "ann@example.com");
+  EXPECT_EQ(approved->request.grant_id, "g_1");
+  EXPECT_EQ(approved->request.reason, "needs invoices:pay");  // the rest as it was
+  auto g = store.FindGrant("g_1");
+  ASSERT_TRUE(IsOk(g));
+  ASSERT_TRUE(g->has_value());
+  EXPECT_EQ((*g)->agent_id, "ap_1");
+
+  // Deciding again: nothing written, the request as it stands comes back.
+  Result<DecideRequestResult> again = store.DecidePermissionRequest(
+      Decision("preq_1", "declined", kNow + 1, "", "no"), std::nullopt, EffectsNamed("again"));
+  ASSERT_TRUE(IsOk(again));
+  EXPECT_FALSE(again->decided);
+  EXPECT_EQ(again->request.status, "approved");
+  EXPECT_EQ(again->request.decline_reason, "");
+  // A lapsed request cannot be decided, and its grant is not inserted.
+  Result<DecideRequestResult> lapsed = store.DecidePermissionRequest(
+      Decision("preq_2", "approved", kNow + 10, "g_2"), TestGrant("g_2", "ap_1"),
+      EffectsNamed("lapsed"));
+  ASSERT_TRUE(IsOk(lapsed));
+  EXPECT_FALSE(lapsed->decided);
+  EXPECT_EQ(lapsed->request.status, "pending");
+  EXPECT_FALSE(store.FindGrant("g_2")->has_value());
+  // Unknown: not decided, and no request.
+  Result<DecideRequestResult> unknown =
+      store.DecidePermissionRequest(Decision("preq_nope", "approved", kNow), std::nullopt, {});
+  ASSERT_TRUE(IsOk(unknown));
+  EXPECT_FALSE(unknown->decided);
+  EXPECT_EQ(unknown->request.id, "");
+  // A grant that cannot be inserted undoes the decision.
+  ASSERT_TRUE(IsOk(store.CreatePermissionRequest(TestRequest("preq_3", "ap_1", "z"), 20, kNow, {})));
+  Result<DecideRequestResult> bad = store.DecidePermissionRequest(
+      Decision("preq_3", "approved", kNow, "g_1"), TestGrant("g_1", "ap_1"), EffectsNamed("bad"));
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ((*store.FindPermissionRequest("preq_3"))->status, "pending");
+
+  using V = std::vector<std::string>;
+  EXPECT_EQ(Actions(ActivityLog(store, AnyActivity())), V{"request.approved"});
+  EXPECT_EQ(MsgIds(Messages(store, "whe_all")), V{"msg_request.approved"});
+}
+
+TYPED_TEST_P(StoreContractTest, ConcurrentDecisionsHaveExactlyOneWinner) {
+  Store& store = this->store();
+  this->InsertAgents({"ap_1"});
+  constexpr int kRounds = 10;
+  constexpr int kThreads = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    std::string id = "preq_" + std::to_string(round);
+    ASSERT_TRUE(IsOk(store.CreatePermissionRequest(
+        TestRequest(id, "ap_1", "act:" + std::to_string(round)), 20, kNow, {})));
+    std::atomic<int> wins{0};
+    std::atomic<int> failures{0};
+    RunConcurrently(kThreads, [&](int t) {
+      // Even threads approve (each with its own grant), odd ones decline.
+      bool approve = t % 2 == 0;
+      std::string grant_id = id + "_g" + std::to_string(t);
+      std::optional<GrantRecord> grant;
+      if (approve) grant = TestGrant(grant_id, "ap_1");
+      Result<DecideRequestResult> r = store.DecidePermissionRequest(
+          Decision(id, approve ? "approved" : "declined", kNow + t, approve ? grant_id : ""),
+          grant, EffectsNamed("decide:" + id));
+      if (!r.ok()) {
+        ++failures;
+      } else if (r->decided) {
+        ++wins;
+      }
+    });
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(wins.load(), 1) << id;
+    PermissionRequestRecord stored = **store.FindPermissionRequest(id);
+    // Exactly the winner's grant exists, and only when the winner approved.
+    GrantFilter grants;
+    grants.agent_id = "ap_1";
+    grants.active_only = false;
+    int made = 0;
+    Result<std::vector<GrantRecord>> listed = store.ListGrants(grants);
+    ASSERT_TRUE(IsOk(listed));
+    for (const GrantRecord& g : *listed) {
+      if (g.id.rfind(id + "_g", 0) == 0) {
+        ++made;
+        EXPECT_EQ(g.id, stored.grant_id);
+      }
+    }
+    EXPECT_EQ(made, stored.status == "approved" ? 1 : 0) << stored.status;
+  }
+  EXPECT_EQ(ActivityLog(store, AnyActivity()).size(), static_cast<std::size_t>(kRounds));
+}
+
+TYPED_TEST_P(StoreContractTest, ExpiringRequestsReportsEachLapseOnce) {
+  Store& store = this->store();
+  this->InsertAgents({"ap_1"});
+  ASSERT_TRUE(IsOk(store.CreatePermissionRequest(
+      TestRequest("preq_1", "ap_1", "a", "ann@example.com", kNow - 3000, kNow - 10), 20, kNow - 3000,
+      {})));
+  ASSERT_TRUE(IsOk(store.CreatePermissionRequest(
+      TestRequest("preq_2", "ap_1", "b", "ann@example.com", kNow - 2000, kNow - 5), 20, kNow - 3000,
+      {})));
+  ASSERT_TRUE(IsOk(store.CreatePermissionRequest(
+      TestRequest("preq_3", "ap_1", "c", "ann@example.com", kNow - 1000, kNow + 1000), 20,
+      kNow - 3000, {})));
+  ASSERT_TRUE(IsOk(store.CreatePermissionRequest(
+      TestRequest("preq_4", "ap_1", "d", "ann@example.com", kNow - 1000, kNow - 1), 20, kNow - 3000,
+      {})));
+  ASSERT_TRUE(IsOk(store.DecidePermissionRequest(Decision("preq_4", "declined", kNow - 2), {}, {})));
+
+  std::vector<std::string> seen_by_effects;
+  auto effects_for = [&](const std::vector<PermissionRequestRecord>& expired) {
+    Effects effects;
+    for (const auto& r : expired) {
+      seen_by_effects.push_back(r.id);
+      effects.activity.push_back(TestEvent("permission_request.expire", kNow));
+    }
+    return effects;
+  };
+  Result<std::vector<PermissionRequestRecord>> first =
+      store.ExpirePermissionRequests(kNow, 1, effects_for);
+  ASSERT_TRUE(IsOk(first));
+  using V = std::vector<std::string>;
+  EXPECT_EQ(RequestIds(*first), V{"preq_1"});  // the earliest lapse first, up to the limit
+  EXPECT_EQ((*first)[0].status, "expired");
+  Result<std::vector<PermissionRequestRecord>> rest =
+      store.ExpirePermissionRequests(kNow, 100, effects_for);
+  ASSERT_TRUE(IsOk(rest));
+  EXPECT_EQ(RequestIds(*rest), V{"preq_2"});
+  EXPECT_TRUE(store.ExpirePermissionRequests(kNow, 100, effects_for)->empty());
+  EXPECT_EQ(seen_by_effects, (V{"preq_1", "preq_2"}));
+  EXPECT_EQ(ActivityLog(store, AnyActivity()).size(), 2u);
+  EXPECT_EQ((*store.FindPermissionRequest("preq_2"))->status, "expired");
+  EXPECT_EQ((*store.FindPermissionRequest("preq_3"))->status, "pending");
+  EXPECT_EQ((*store.FindPermissionRequest("preq_4"))->status, "declined");
+  // Stored as expired, it still cannot be decided.
+  EXPECT_FALSE(store.DecidePermissionRequest(Decision("preq_1", "approved", kNow - 20), {}, {})
+                   ->decided);
+}
+
+TYPED_TEST_P(StoreContractTest, LatestGranterCountsRevokedAndExpiredGrants) {
+  Store& store = this->store();
+  this->InsertAgents({"ap_1", "ap_2"});
+  auto none = store.LatestGranterOf("ap_1");
+  ASSERT_TRUE(IsOk(none));
+  EXPECT_FALSE(none->has_value());
+  GrantRecord older = TestGrant("g_1", "ap_1", kNow - 3000);
+  older.granted_by_email = "old@example.com";
+  GrantRecord newer = TestGrant("g_2", "ap_1", kNow - 2000, kNow - 1000);  // expired since
+  newer.granted_by_email = "new@example.com";
+  GrantRecord other = TestGrant("g_3", "ap_2", kNow - 1000);
+  other.granted_by_email = "other@example.com";
+  this->InsertGrants({older, newer, other});
+  ASSERT_TRUE(IsOk(store.RevokeGrants({"g_2"}, kNow, "usr_x")));
+  auto latest = store.LatestGranterOf("ap_1");
+  ASSERT_TRUE(IsOk(latest));
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ(**latest, "new@example.com");
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreContractTest, IdempotencyClaimsReplaysAndRejects, IdempotencyAbandonAndStaleTakeover,
     IdempotencyRaceHasOneOwner, EmptyStoreHasNothing, AgentRoundTrips, ListAgentsOfOwnedAndGranted,
@@ -2920,6 +3260,9 @@ REGISTER_TYPED_TEST_SUITE_P(
     ActionRunsRoundTripFilterAndPage, ActionRunBatchesAreAllOrNothing,
     DeleteActionRunsBeforeDeletesOnlyOlderRuns,
     ChargeBudgetsIsAllOrNothing, RefundBudgetsNeverGoesBelowZero,
-    ConcurrentChargesNeverPassTheLimit);
+    ConcurrentChargesNeverPassTheLimit, PermissionRequestsRoundTripDeduplicateAndCap,
+    PermissionRequestListsFilterByStatusAsReadAndPage, DecidingIsConditionalAndAtomicWithTheGrant,
+    ConcurrentDecisionsHaveExactlyOneWinner, ExpiringRequestsReportsEachLapseOnce,
+    LatestGranterCountsRevokedAndExpiredGrants);
 
 }  // namespace agentgate::store::contract

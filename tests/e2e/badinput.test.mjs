@@ -225,6 +225,82 @@ test('POST /permission/grant', async () => {
   assert.deepEqual(prof.json.active_permissions.map((p) => p.permission_id), [ok.json.permission_id]);
 });
 
+test('permission requests: bodies, fields, ids, statuses, cursors and credentials that are wrong', async () => {
+  const P = '/v1/permission-requests';
+  const ask = (body) => ({ bearer: A.secret, body });
+  const base = { agent_id: A.agent_id, action: 'bad:input', reason: 'testing' };
+  await expectRejected('no credential', 'POST', P, { body: base }, 'unauthorized');
+  await expectRejected('unknown agent secret', 'POST', P, { bearer: `sk_ap_${'0'.repeat(64)}`, body: base }, 'unauthorized');
+  await expectRejected('a person asks', 'POST', P, { cookie, body: base }, 'forbidden');
+  await expectRejected('another agent', 'POST', P, ask({ ...base, agent_id: B.agent_id }), 'forbidden');
+  for (const body of ['', '{"agent_id":', '[]', '1', 'null']) {
+    await expectRejected(`body ${JSON.stringify(body)}`, 'POST', P, ask(body), 'invalid_json');
+  }
+  await expectRejected('{}', 'POST', P, ask({}), 'missing_fields');
+  await expectRejected('no reason', 'POST', P, ask({ agent_id: A.agent_id, action: 'x' }), 'missing_fields');
+  for (const v of WRONG_TYPES) {
+    await expectRejected(`agent_id ${JSON.stringify(v)}`, 'POST', P, ask({ ...base, agent_id: v }), 'invalid_field');
+    await expectRejected(`action ${JSON.stringify(v)}`, 'POST', P, ask({ ...base, action: v }), 'invalid_field');
+    await expectRejected(`reason ${JSON.stringify(v)}`, 'POST', P, ask({ ...base, reason: v }), 'invalid_field');
+    await expectRejected(`email ${JSON.stringify(v)}`, 'POST', P, ask({ ...base, email: v }), 'invalid_field');
+    await expectRejected(`expires_in ${JSON.stringify(v)}`, 'POST', P, ask({ ...base, expires_in: v }), ['invalid_expires_in', 'invalid_field']);
+  }
+  for (const v of [5, 'str', [], true]) {
+    await expectRejected(`scope ${JSON.stringify(v)}`, 'POST', P, ask({ ...base, scope: v }), 'invalid_field');
+  }
+  await expectRejected('a malformed constraint', 'POST', P, ask({ ...base, scope: { max_amount: 'lots' } }), 'invalid_field');
+  for (const reason of ['', '   ', 'r'.repeat(1001), 'a\u0000b', 'a\u0007b']) {
+    await expectRejected(`reason ${JSON.stringify(reason.slice(0, 12))}`, 'POST', P, ask({ ...base, reason }), 'invalid_field');
+  }
+  for (const action of ['a b', 'x'.repeat(201), '🚀']) {
+    await expectRejected(`action ${JSON.stringify(action.slice(0, 12))}`, 'POST', P, ask({ ...base, action }), 'invalid_field');
+  }
+  for (const e of ['nope', 'a@b', 'a..b@example.com']) {
+    await expectRejected(`email ${e}`, 'POST', P, ask({ ...base, email: e }), 'invalid_email');
+  }
+  await expectRejected('expires_in 0d', 'POST', P, ask({ ...base, expires_in: '0d' }), 'invalid_expires_in');
+  await expectRejected('unknown field', 'POST', P, ask({ ...base, expiresIn: '7d' }), 'invalid_field');
+  // A 1000-character reason is fine (asked of someone else than this person, who granted A before
+  // and would otherwise be asked).
+  const ok = await api(srv.url, 'POST', P, ask({ ...base, reason: 'r'.repeat(1000), email: uniqueEmail('other') }));
+  assert.equal(ok.status, 201, ok.text);
+  const id = ok.json.request_id;
+  const me = (await api(srv.url, 'GET', '/auth/session', { cookie })).json.email;
+  const mineRes = await api(srv.url, 'POST', P, ask({ ...base, action: 'bad:mine', email: me }));
+  assert.equal(mineRes.status, 201, mineRes.text);
+  const mine = mineRes.json.request_id;
+
+  // Lists: statuses, limits, cursors, query strings.
+  for (const q of ['status=open', 'status=PENDING', 'limit=0', 'limit=101', 'limit=x', 'cursor=x', 'cursor=12', 'cursor=.preq_1', 'cursor=-1.x', '%zz']) {
+    await expectRejected(`list ?${q}`, 'GET', `${P}?${q}`, { cookie }, 'invalid_field');
+  }
+  await expectRejected('list without credential', 'GET', P, {}, 'unauthorized');
+
+  // Ids and decisions.
+  for (const bad of ['preq_nope', 'x'.repeat(300), '%F0%9F%9A%80', 'preq_000000000000000000000000']) {
+    await expectRejected(`get ${bad.slice(0, 12)}`, 'GET', `${P}/${bad}`, { cookie }, 'permission_request_not_found');
+    await expectRejected(`approve ${bad.slice(0, 12)}`, 'POST', `${P}/${bad}/approve`, { cookie }, 'permission_request_not_found');
+    await expectRejected(`decline ${bad.slice(0, 12)}`, 'POST', `${P}/${bad}/decline`, { cookie }, 'permission_request_not_found');
+  }
+  await expectRejected('approve with an agent secret', 'POST', `${P}/${mine}/approve`, { bearer: A.secret }, 'unauthorized');
+  for (const body of ['{"scope":', '[]', '1', 'null']) {
+    await expectRejected(`approve body ${JSON.stringify(body)}`, 'POST', `${P}/${mine}/approve`, { cookie, body }, 'invalid_json');
+    await expectRejected(`decline body ${JSON.stringify(body)}`, 'POST', `${P}/${mine}/decline`, { cookie, body }, 'invalid_json');
+  }
+  await expectRejected('approve scope "x"', 'POST', `${P}/${mine}/approve`, { cookie, body: { scope: 'x' } }, 'invalid_field');
+  await expectRejected('approve expires_in 5', 'POST', `${P}/${mine}/approve`, { cookie, body: { expires_in: 5 } }, ['invalid_expires_in', 'invalid_field']);
+  await expectRejected('approve unknown field', 'POST', `${P}/${mine}/approve`, { cookie, body: { reason: 'x' } }, 'invalid_field');
+  await expectRejected('decline reason 5', 'POST', `${P}/${mine}/decline`, { cookie, body: { reason: 5 } }, 'invalid_field');
+  await expectRejected('decline reason too long', 'POST', `${P}/${mine}/decline`, { cookie, body: { reason: 'r'.repeat(1001) } }, 'invalid_field');
+  await expectRejected('decline unknown field', 'POST', `${P}/${mine}/decline`, { cookie, body: { scope: {} } }, 'invalid_field');
+  // The request was addressed to someone else: deciding it is forbidden.
+  await expectRejected('not the person asked', 'POST', `${P}/${id}/decline`, { cookie }, 'forbidden');
+  for (const r of [id, mine]) {
+    const still = await api(srv.url, 'GET', `${P}/${r}`, { bearer: A.secret });
+    assert.equal(still.json.status, 'pending', 'none of the refused decisions took effect');
+  }
+});
+
 test('POST /permission/revoke', async () => {
   const P = '/permission/revoke';
   const opts = (body) => ({ cookie, body });

@@ -495,3 +495,59 @@ test('a server that is not agentgate: exit 1, not a crash', async () => {
     await new Promise((resolve) => other.close(resolve));
   }
 });
+
+test('request create|list|get|approve|decline: an agent asks, the person decides, both read the outcome', async () => {
+  const { email, session } = await signedInSession('cli-req');
+  const agent = await registerAgent(srv.url);
+  const asPerson = { env: { AGENTGATE_SESSION: session } };
+  const asAgent = { env: { AGENTGATE_AGENT_SECRET: agent.secret } };
+  for (const [cmd, flags] of Object.entries({
+    'request create': ['--agent', '--action', '--reason', '--email', '--scope', '--expires-in', '--secret', 'AGENTGATE_AGENT_SECRET'],
+    'request list': ['--status', '--agent', '--limit', '--cursor', '--all-pages', '--secret', '--session'],
+    'request get': ['REQUEST_ID', '--secret', '--session'],
+    'request approve': ['REQUEST_ID', '--scope', '--expires-in', '--metadata', '--session'],
+    'request decline': ['REQUEST_ID', '--reason', '--session'],
+  })) {
+    const r = await cli([...cmd.split(' '), '--help']);
+    assert.equal(r.code, 0, r.all);
+    for (const f of [...flags, 'Example', 'Exit codes']) assert.ok(r.stdout.includes(f), `help of '${cmd}' mentions ${f}`);
+  }
+  expectUsage(await ag(['request', 'create', '--agent', agent.agent_id, '--action', 'a']), /--reason/);
+  expectUsage(await ag(['request', 'create', '--agent', agent.agent_id, '--action', 'a', '--reason', 'r']), /secret/);
+
+  const created = await ag(['request', 'create', '--agent', agent.agent_id, '--action', 'invoices:pay',
+    '--reason', 'Pay the March invoice', '--email', email, '--scope', '{"max_amount": 500}', '--expires-in', '7d', '--json'], asAgent);
+  assert.equal(created.code, 0, created.all);
+  const id = JSON.parse(created.stdout).request_id;
+  assert.match(id, /^preq_[0-9a-f]{24}$/);
+  const other = await ag(['request', 'create', '--agent', agent.agent_id, '--action', 'mail:send',
+    '--reason', 'Send the newsletter', '--email', email], asAgent);
+  assert.equal(other.code, 0, other.all);
+  assert.match(other.stdout, /status:\s+pending/);
+  const otherId = /request_id:\s+(preq_[0-9a-f]{24})/.exec(other.stdout)[1];
+
+  const listed = await ag(['request', 'list', '--status', 'pending'], asPerson);
+  assert.equal(listed.code, 0, listed.all);
+  assert.match(listed.stdout, /REQUEST_ID\s+AGENT_ID\s+ACTION\s+STATUS/);
+  assert.ok(listed.stdout.includes(id) && listed.stdout.includes(otherId), listed.all);
+  const agentList = await ag(['request', 'list', '--json'], asAgent);
+  assert.equal(agentList.code, 0, agentList.all);
+  assert.ok(JSON.parse(agentList.stdout).data.every((r) => r.agent_id === agent.agent_id));
+
+  const approved = await ag(['request', 'approve', id, '--scope', '{"max_amount": 200}', '--expires-in', '24h'], asPerson);
+  assert.equal(approved.code, 0, approved.all);
+  assert.match(approved.stdout, /status:\s+approved/);
+  assert.match(approved.stdout, /granted_scope:\s+\{"max_amount":200\}/);
+  const check = await ag(['permission', 'check', agent.agent_id, 'invoices:pay', '--context', '{"amount": 150}'], asAgent);
+  assert.equal(check.code, 0, check.all);
+  expectApiError(await ag(['request', 'approve', id], asPerson), 'permission_request_not_pending');
+
+  const declined = await ag(['request', 'decline', otherId, '--reason', 'Not now'], asPerson);
+  assert.equal(declined.code, 0, declined.all);
+  assert.match(declined.stdout, /decline_reason:\s+Not now/);
+  const polled = await ag(['request', 'get', otherId, '--json'], asAgent);
+  assert.equal(polled.code, 0, polled.all);
+  assert.equal(JSON.parse(polled.stdout).status, 'declined');
+  const stranger = await signedInSession('cli-req-stranger');
+  expectApiError(await ag(['request', 'get', id], { env: { AGENTGATE_SESSION: stranger.session } }), 'permission_request_not_found');
+});

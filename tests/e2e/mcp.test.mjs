@@ -168,6 +168,34 @@ test('Streamable HTTP: the SDK negotiates, lists the tools, and calls every one 
   await call('delete_webhook', { webhook_id: hook.id });
   await call('get_stats', {});
 
+  // Permission requests: the agent asks with its own secret (agent_id filled in from it), the
+  // person decides, the agent polls.
+  const { client: agentClient } = await httpClient(agent.secret, 'e2e-agent');
+  const agentTools = new Map((await agentClient.listTools()).tools.map((t) => [t.name, t]));
+  const agentCall = async (name, args = {}) => {
+    const result = await agentClient.callTool({ name, arguments: args });
+    assertConforms(agentTools.get(name), result);
+    called.add(name);
+    return result.structuredContent;
+  };
+  const asked = await agentCall('request_permission', {
+    action: 'hotel:book', reason: 'Book the Lisbon hotel', email: aliceEmail, scope: { max_amount: 300 },
+  });
+  assert.equal(asked.agent_id, agent.agent_id);
+  assert.equal(asked.status, 'pending');
+  const askedCar = await agentCall('request_permission', { action: 'car:rent', reason: 'Rent a car', email: aliceEmail });
+  const pending = await call('list_permission_requests', { status: 'pending' });
+  assert.ok(pending.data.some((r) => r.request_id === asked.request_id));
+  const approvedReq = await call('approve_permission_request', { request_id: asked.request_id, scope: { max_amount: 100 } });
+  assert.equal(approvedReq.status, 'approved');
+  assert.deepEqual(approvedReq.permission.scope, { max_amount: 100 });
+  const declinedReq = await call('decline_permission_request', { request_id: askedCar.request_id, reason: 'No car' });
+  assert.equal(declinedReq.decline_reason, 'No car');
+  const polled = await agentCall('get_permission_request', { request_id: asked.request_id });
+  assert.equal(polled.status, 'approved');
+  assert.equal(polled.permission.permission_id, approvedReq.permission.permission_id);
+  await agentClient.close();
+
   // The integration engine, as the admin (a manager, and their own tenant).
   const app = `http://127.0.0.1:${receiver.address().port}`;
   const creds = await call('get-credentials', {});

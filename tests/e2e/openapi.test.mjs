@@ -283,7 +283,7 @@ test('webhooks: every event a receiver gets matches its `webhooks` entry', async
     });
   });
   await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const s = await startServer({ args: ['--no-rate-limits', '--allow-private-egress', '--webhook-retry-base', '300ms'] });
+  const s = await startServer({ args: ['--no-rate-limits', '--allow-private-egress', '--webhook-retry-base', '300ms', '--request-ttl', '2s'] });
   try {
     // The first person to sign in to a server without --admin-email is its admin, whose
     // endpoints hear every event.
@@ -339,6 +339,22 @@ test('webhooks: every event a receiver gets matches its `webhooks` entry', async
     assert.equal(appConn.status, 201, appConn.text);
     const ran = await api(s.url, 'POST', '/act', { cookie, body: { connectionKey: 'hooks-app-1', api: { path: '/ping' } } });
     assert.equal(ran.status, 200, ran.text);
+    // Permission requests to this person: created (three times), one approved, one declined, one
+    // left to expire (--request-ttl 2s).
+    const asking = await registerAgent(s.url);
+    const me = (await api(s.url, 'GET', '/auth/session', { cookie })).json.email;
+    const ask = async (action) => {
+      const r = await api(s.url, 'POST', '/v1/permission-requests', {
+        bearer: asking.secret, body: { agent_id: asking.agent_id, action, reason: 'for the hooks', email: me, scope: { max_n: 1 } },
+      });
+      assert.equal(r.status, 201, r.text);
+      return r.json.request_id;
+    };
+    const approveMe = await ask('hooks_request_approved');
+    const declineMe = await ask('hooks_request_declined');
+    await ask('hooks_request_expired');
+    assert.equal((await api(s.url, 'POST', `/v1/permission-requests/${approveMe}/approve`, { cookie, body: { expires_in: '1h' } })).status, 200);
+    assert.equal((await api(s.url, 'POST', `/v1/permission-requests/${declineMe}/decline`, { cookie, body: { reason: 'no' } })).status, 200);
     const expected = Object.keys(spec.webhooks).sort();
     const seen = () => [...new Set(deliveries.map((d) => JSON.parse(d.body).type))].sort();
     await eventually(() => seen().length >= expected.length, { timeoutMs: 10000, intervalMs: 100 });

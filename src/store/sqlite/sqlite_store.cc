@@ -388,8 +388,33 @@ CREATE TABLE budget_windows(
   PRIMARY KEY(grant_id, field, window_start)
 ) STRICT, WITHOUT ROWID;
 )sql",
-    // 9: a person's own agents, for their dashboard (GET /v1/agents).
+    // 9: permission requests (an agent asks a person for a grant), and a person's own agents
+    // for their dashboard (GET /v1/agents).
     R"sql(
+CREATE TABLE permission_requests(
+  id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL REFERENCES agents(id),
+  action TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  expires_in TEXT NOT NULL,
+  requested_from TEXT NOT NULL,
+  status TEXT NOT NULL CHECK(status IN ('pending', 'approved', 'declined', 'expired')),
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  decided_at INTEGER,
+  decided_by TEXT NOT NULL,
+  decline_reason TEXT NOT NULL,
+  grant_id TEXT NOT NULL
+) STRICT;
+-- A person's list and an agent's list walk these backwards from the cursor.
+CREATE INDEX permission_requests_addressee ON permission_requests(requested_from, created_at, id);
+CREATE INDEX permission_requests_agent ON permission_requests(agent_id, created_at, id);
+-- Housekeeping finds lapsed pending requests without reading decided history.
+CREATE INDEX permission_requests_pending ON permission_requests(expires_at)
+  WHERE status = 'pending';
+-- "Who granted this agent anything last" is one probe.
+CREATE INDEX grants_agent_created ON grants(agent_id, created_at);
 CREATE INDEX agents_developer ON agents(developer_email, created_at, id);
 )sql",
 };
@@ -789,6 +814,54 @@ constexpr std::string_view kRefundBudget =
     "UPDATE budget_windows SET used = max(used - ?4, 0) "
     "WHERE grant_id = ?1 AND field = ?2 AND window_start = ?3";
 
+
+#define AGENTGATE_REQUEST_COLUMNS                                                             \
+  "id, agent_id, action, reason, scope, expires_in, requested_from, status, created_at, "     \
+  "expires_at, decided_at, decided_by, decline_reason, grant_id"
+constexpr std::string_view kInsertRequest =
+    "INSERT INTO permission_requests(" AGENTGATE_REQUEST_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+constexpr std::string_view kFindRequest =
+    "SELECT " AGENTGATE_REQUEST_COLUMNS " FROM permission_requests WHERE id = ?1";
+constexpr std::string_view kFindPendingRequest =
+    "SELECT " AGENTGATE_REQUEST_COLUMNS " FROM permission_requests WHERE agent_id = ?1 "
+    "AND action = ?2 AND requested_from = ?3 AND status = 'pending' AND expires_at > ?4 "
+    "ORDER BY created_at DESC, id DESC LIMIT 1";
+constexpr std::string_view kCountPendingRequests =
+    "SELECT count(*) FROM permission_requests WHERE agent_id = ?1 AND status = 'pending' "
+    "AND expires_at > ?2";
+// ?3 the status as read at ?4 ('' any): a lapsed pending request reads 'expired'.
+#define AGENTGATE_REQUEST_FILTERS                                                        \
+  "AND (?2 = '' OR agent_id = ?2) "                                                      \
+  "AND (?3 = '' "                                                                        \
+  "  OR (?3 = 'pending' AND status = 'pending' AND expires_at > ?4) "                    \
+  "  OR (?3 = 'expired' AND (status = 'expired' OR (status = 'pending' AND expires_at <= ?4))) " \
+  "  OR (?3 IN ('approved', 'declined') AND status = ?3)) "                              \
+  "AND (created_at, id) < (?5, ?6) ORDER BY created_at DESC, id DESC LIMIT ?7"
+constexpr std::string_view kListRequestsOfAddressee =
+    "SELECT " AGENTGATE_REQUEST_COLUMNS
+    " FROM permission_requests WHERE requested_from = ?1 " AGENTGATE_REQUEST_FILTERS;
+constexpr std::string_view kListRequestsOfAgent =
+    "SELECT " AGENTGATE_REQUEST_COLUMNS
+    " FROM permission_requests WHERE agent_id = ?2 AND ?1 = '' " AGENTGATE_REQUEST_FILTERS;
+constexpr std::string_view kListRequestsAll =
+    "SELECT " AGENTGATE_REQUEST_COLUMNS
+    " FROM permission_requests WHERE ?1 = '' " AGENTGATE_REQUEST_FILTERS;
+#undef AGENTGATE_REQUEST_FILTERS
+// The conditional update that makes a decision: only a pending, unlapsed request changes.
+constexpr std::string_view kDecideRequest =
+    "UPDATE permission_requests SET status = ?2, decided_at = ?3, decided_by = ?4, "
+    "decline_reason = ?5, grant_id = ?6 "
+    "WHERE id = ?1 AND status = 'pending' AND expires_at > ?3 RETURNING " AGENTGATE_REQUEST_COLUMNS;
+constexpr std::string_view kExpireRequests =
+    "UPDATE permission_requests SET status = 'expired' WHERE id IN ("
+    "  SELECT id FROM permission_requests WHERE status = 'pending' AND expires_at <= ?1 "
+    "  ORDER BY expires_at LIMIT ?2) RETURNING " AGENTGATE_REQUEST_COLUMNS;
+#undef AGENTGATE_REQUEST_COLUMNS
+constexpr std::string_view kLatestGranter =
+    "SELECT granted_by_email FROM grants WHERE agent_id = ?1 "
+    "ORDER BY created_at DESC, rowid DESC LIMIT 1";
+
 constexpr std::string_view kSchemaVersionQuery =
     "SELECT coalesce(max(version), 0) FROM schema_migrations";
 constexpr std::string_view kRecordMigration =
@@ -1039,6 +1112,26 @@ WebhookMessage ReadMessage(const Statement& row) {
   m.last_error = row.Text(10);
   m.next_trigger = row.Text(11);
   return m;
+}
+
+// Columns in AGENTGATE_REQUEST_COLUMNS order.
+PermissionRequestRecord ReadRequest(const Statement& row) {
+  PermissionRequestRecord r;
+  r.id = row.Text(0);
+  r.agent_id = row.Text(1);
+  r.action = row.Text(2);
+  r.reason = row.Text(3);
+  r.scope_json = row.Text(4);
+  r.expires_in = row.Text(5);
+  r.requested_from = row.Text(6);
+  r.status = row.Text(7);
+  r.created_at_ms = row.Int(8);
+  r.expires_at_ms = row.Int(9);
+  r.decided_at_ms = row.OptionalInt(10);
+  r.decided_by = row.Text(11);
+  r.decline_reason = row.Text(12);
+  r.grant_id = row.Text(13);
+  return r;
 }
 
 UserRecord ReadUser(const Statement& row) {
@@ -1564,22 +1657,26 @@ Status SqliteStore::InsertAgent(const AgentRecord& agent, const Effects& effects
   });
 }
 
+Status SqliteStore::InsertGrantRow(Connection& c, const GrantRecord& grant) {
+  Result<Statement> stmt = c.Prepare(kInsertGrant);
+  if (!stmt) return stmt.take_error();
+  stmt->BindText(1, grant.id);
+  stmt->BindText(2, grant.agent_id);
+  stmt->BindText(3, grant.action);
+  stmt->BindText(4, grant.granted_by);
+  stmt->BindText(5, grant.granted_by_email);
+  stmt->BindOptionalInt(6, grant.expires_at_ms);
+  stmt->BindText(7, grant.scope_json);
+  stmt->BindText(8, grant.metadata_json);
+  stmt->BindInt(9, grant.created_at_ms);
+  stmt->BindOptionalInt(10, grant.revoked_at_ms);
+  stmt->BindText(11, grant.revoked_by);
+  return stmt->Run();
+}
+
 Status SqliteStore::InsertGrant(const GrantRecord& grant, const Effects& effects) {
   return Write("InsertGrant", [&](Connection& c) -> Status {
-    Result<Statement> stmt = c.Prepare(kInsertGrant);
-    if (!stmt) return stmt.take_error();
-    stmt->BindText(1, grant.id);
-    stmt->BindText(2, grant.agent_id);
-    stmt->BindText(3, grant.action);
-    stmt->BindText(4, grant.granted_by);
-    stmt->BindText(5, grant.granted_by_email);
-    stmt->BindOptionalInt(6, grant.expires_at_ms);
-    stmt->BindText(7, grant.scope_json);
-    stmt->BindText(8, grant.metadata_json);
-    stmt->BindInt(9, grant.created_at_ms);
-    stmt->BindOptionalInt(10, grant.revoked_at_ms);
-    stmt->BindText(11, grant.revoked_by);
-    if (Status s = stmt->Run(); !s) return s;
+    if (Status s = InsertGrantRow(c, grant); !s) return s;
     return ApplyEffects(c, effects);
   });
 }
@@ -2304,6 +2401,232 @@ Result<std::vector<GrantRecord>> SqliteStore::ClaimExpiredGrants(
       mark->Reset();
     }
     return effects_for ? ApplyEffects(c, effects_for(out)) : Ok();
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+// --- permission requests ----------------------------------------------------------------------
+
+namespace {
+
+void BindRequest(Statement& stmt, const PermissionRequestRecord& r) {
+  stmt.BindText(1, r.id);
+  stmt.BindText(2, r.agent_id);
+  stmt.BindText(3, r.action);
+  stmt.BindText(4, r.reason);
+  stmt.BindText(5, r.scope_json);
+  stmt.BindText(6, r.expires_in);
+  stmt.BindText(7, r.requested_from);
+  stmt.BindText(8, r.status);
+  stmt.BindInt(9, r.created_at_ms);
+  stmt.BindInt(10, r.expires_at_ms);
+  stmt.BindOptionalInt(11, r.decided_at_ms);
+  stmt.BindText(12, r.decided_by);
+  stmt.BindText(13, r.decline_reason);
+  stmt.BindText(14, r.grant_id);
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> SqliteStore::LatestGranterOf(const std::string& agent_id) {
+  std::optional<std::string> found;
+  Status s = Read("LatestGranterOf", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kLatestGranter);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, agent_id);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    if (*row) found = stmt->Text(0);
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<CreateRequestResult> SqliteStore::CreatePermissionRequest(
+    const PermissionRequestRecord& request, int max_pending, std::int64_t now_ms,
+    const Effects& effects) {
+  CreateRequestResult out;
+  // One op of the single writer: no other create can slip between the tests and the insert.
+  Status s = Write("CreatePermissionRequest", [&](Connection& c) -> Status {
+    {
+      Result<Statement> dup = c.Prepare(kFindPendingRequest);
+      if (!dup) return dup.take_error();
+      dup->BindText(1, request.agent_id);
+      dup->BindText(2, request.action);
+      dup->BindText(3, request.requested_from);
+      dup->BindInt(4, now_ms);
+      Result<bool> row = dup->Step();
+      if (!row) return row.take_error();
+      if (*row) {
+        out = {CreateRequestOutcome::kDuplicate, ReadRequest(*dup)};
+        return Ok();
+      }
+    }
+    {
+      Result<Statement> count = c.Prepare(kCountPendingRequests);
+      if (!count) return count.take_error();
+      count->BindText(1, request.agent_id);
+      count->BindInt(2, now_ms);
+      Result<bool> row = count->Step();
+      if (!row) return row.take_error();
+      if (*row && count->Int(0) >= max_pending) {
+        out = {CreateRequestOutcome::kTooMany, {}};
+        return Ok();
+      }
+    }
+    Result<Statement> insert = c.Prepare(kInsertRequest);
+    if (!insert) return insert.take_error();
+    BindRequest(*insert, request);
+    if (Status st = insert->Run(); !st) return st;
+    out = {CreateRequestOutcome::kCreated, request};
+    return ApplyEffects(c, effects);
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Result<std::optional<PermissionRequestRecord>> SqliteStore::FindPermissionRequest(
+    const std::string& id) {
+  std::optional<PermissionRequestRecord> found;
+  Status s = Read("FindPermissionRequest", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kFindRequest);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, id);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    if (*row) found = ReadRequest(*stmt);
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<std::optional<PermissionRequestRecord>> SqliteStore::FindPendingPermissionRequest(
+    const std::string& agent_id, const std::string& action, const std::string& requested_from,
+    std::int64_t now_ms) {
+  std::optional<PermissionRequestRecord> found;
+  Status s = Read("FindPendingPermissionRequest", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kFindPendingRequest);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, agent_id);
+    stmt->BindText(2, action);
+    stmt->BindText(3, requested_from);
+    stmt->BindInt(4, now_ms);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    if (*row) found = ReadRequest(*stmt);
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return found;
+}
+
+Result<std::int64_t> SqliteStore::CountPendingPermissionRequests(const std::string& agent_id,
+                                                                 std::int64_t now_ms) {
+  std::int64_t n = 0;
+  Status s = Read("CountPendingPermissionRequests", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(kCountPendingRequests);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, agent_id);
+    stmt->BindInt(2, now_ms);
+    Result<bool> row = stmt->Step();
+    if (!row) return row.take_error();
+    if (*row) n = stmt->Int(0);
+    return Ok();
+  });
+  if (!s) return s.take_error();
+  return n;
+}
+
+Result<std::vector<PermissionRequestRecord>> SqliteStore::ListPermissionRequests(
+    const PermissionRequestFilter& filter) {
+  std::vector<PermissionRequestRecord> out;
+  if (filter.limit <= 0) return out;
+  std::string_view sql = !filter.requested_from.empty() ? kListRequestsOfAddressee
+                         : !filter.agent_id.empty()     ? kListRequestsOfAgent
+                                                        : kListRequestsAll;
+  Status s = Read("ListPermissionRequests", [&](Connection& c) -> Status {
+    Result<Statement> stmt = c.Prepare(sql);
+    if (!stmt) return stmt.take_error();
+    stmt->BindText(1, filter.requested_from);
+    stmt->BindText(2, filter.agent_id);
+    stmt->BindText(3, filter.status);
+    stmt->BindInt(4, filter.now_ms);
+    stmt->BindInt(5, filter.before_created_ms);
+    stmt->BindText(6, filter.before_id);
+    stmt->BindInt(7, filter.limit);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) return Ok();
+      out.push_back(ReadRequest(*stmt));
+    }
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Result<DecideRequestResult> SqliteStore::DecidePermissionRequest(
+    const PermissionRequestRecord& decision, const std::optional<GrantRecord>& grant,
+    const Effects& effects) {
+  DecideRequestResult out;
+  Status s = Write("DecidePermissionRequest", [&](Connection& c) -> Status {
+    out = {};
+    {
+      Result<Statement> update = c.Prepare(kDecideRequest);
+      if (!update) return update.take_error();
+      update->BindText(1, decision.id);
+      update->BindText(2, decision.status);
+      update->BindInt(3, decision.decided_at_ms.value_or(0));
+      update->BindText(4, decision.decided_by);
+      update->BindText(5, decision.decline_reason);
+      update->BindText(6, decision.grant_id);
+      Result<bool> row = update->Step();
+      if (!row) return row.take_error();
+      if (*row) {
+        out.decided = true;
+        out.request = ReadRequest(*update);
+      }
+    }
+    if (!out.decided) {
+      // Lost: report the request as it stands, and write nothing.
+      Result<Statement> find = c.Prepare(kFindRequest);
+      if (!find) return find.take_error();
+      find->BindText(1, decision.id);
+      Result<bool> row = find->Step();
+      if (!row) return row.take_error();
+      if (*row) out.request = ReadRequest(*find);
+      return Ok();
+    }
+    if (grant) {
+      if (Status st = InsertGrantRow(c, *grant); !st) return st;
+    }
+    return ApplyEffects(c, effects);
+  });
+  if (!s) return s.take_error();
+  return out;
+}
+
+Result<std::vector<PermissionRequestRecord>> SqliteStore::ExpirePermissionRequests(
+    std::int64_t now_ms, int limit, const RequestEffectsFor& effects_for) {
+  std::vector<PermissionRequestRecord> out;
+  Status s = Write("ExpirePermissionRequests", [&](Connection& c) -> Status {
+    out.clear();
+    Result<Statement> stmt = c.Prepare(kExpireRequests);
+    if (!stmt) return stmt.take_error();
+    stmt->BindInt(1, now_ms);
+    stmt->BindInt(2, limit);
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return row.take_error();
+      if (!*row) break;
+      out.push_back(ReadRequest(*stmt));
+    }
+    stmt->Reset();
+    if (out.empty() || !effects_for) return Ok();
+    return ApplyEffects(c, effects_for(out));
   });
   if (!s) return s.take_error();
   return out;

@@ -102,6 +102,24 @@ class SqliteStore final : public Store {
                                                           int limit) override;
   Result<bool> ReplayWebhookMessage(const std::string& endpoint_id, const std::string& msg_id,
                                     std::int64_t now_ms) override;
+  Result<std::optional<std::string>> LatestGranterOf(const std::string& agent_id) override;
+  Result<CreateRequestResult> CreatePermissionRequest(const PermissionRequestRecord& request,
+                                                      int max_pending, std::int64_t now_ms,
+                                                      const Effects& effects) override;
+  Result<std::optional<PermissionRequestRecord>> FindPermissionRequest(
+      const std::string& id) override;
+  Result<std::optional<PermissionRequestRecord>> FindPendingPermissionRequest(
+      const std::string& agent_id, const std::string& action, const std::string& requested_from,
+      std::int64_t now_ms) override;
+  Result<std::int64_t> CountPendingPermissionRequests(const std::string& agent_id,
+                                                      std::int64_t now_ms) override;
+  Result<std::vector<PermissionRequestRecord>> ListPermissionRequests(
+      const PermissionRequestFilter& filter) override;
+  Result<DecideRequestResult> DecidePermissionRequest(const PermissionRequestRecord& decision,
+                                                      const std::optional<GrantRecord>& grant,
+                                                      const Effects& effects) override;
+  Result<std::vector<PermissionRequestRecord>> ExpirePermissionRequests(
+      std::int64_t now_ms, int limit, const RequestEffectsFor& effects_for) override;
   Result<std::vector<GrantRecord>> ClaimExpiredGrants(std::int64_t now_ms, int limit,
                                                       const GrantEffectsFor& effects_for) override;
 
@@ -189,6 +207,7 @@ class SqliteStore final : public Store {
   // Records a write's activity events and fans its webhook events out to the outbox, inside the
   // write's own savepoint.
   static Status ApplyEffects(Connection& c, const Effects& effects);
+  static Status InsertGrantRow(Connection& c, const GrantRecord& grant);
 
   // Run op on a read connection / as one savepoint of the next group commit. `what` names the
   // method in error messages.

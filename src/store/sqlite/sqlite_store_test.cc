@@ -130,6 +130,7 @@ constexpr std::string_view kMigrationCount = "9";
 // the check_records table of version 3, so it is made again, empty).
 void UndoMigrationsAfter4(RawDb& raw) {
   raw.Exec(
+      "DROP TABLE permission_requests; DROP INDEX grants_agent_created;"
       "DROP INDEX agents_developer;"
       "DROP TABLE budget_windows; DROP TABLE action_runs; DROP TABLE actions;"
       "DROP TABLE connect_sessions; DROP TABLE connections; DROP TABLE integrations;"
