@@ -311,7 +311,7 @@ describe('dashboard in a real browser', () => {
   test('connections: connect through the connect popup against the OAuth server', async () => {
     await show(page, 'connections', 'Connections');
     await page.getByText('No connections yet').waitFor();
-    await page.getByLabel('App').selectOption('integrationKey:test-oauth');
+    await page.getByLabel('App', { exact: true }).selectOption('integrationKey:test-oauth');
     await page.getByLabel('Name').fill('My test app');
     const popupPromise = page.waitForEvent('popup');
     await page.getByRole('button', { name: 'Connect', exact: true }).click();
@@ -389,12 +389,15 @@ describe('dashboard in a real browser', () => {
     const card = page.locator('article[data-webhook-id]', { hasText: 'Ops channel' });
     await card.waitFor();
     await card.getByRole('button', { name: 'Send test event' }).click();
-    await eventually(() => assert.ok(recorder.count((r) => r.json?.type === 'webhook.test') >= 1), { timeoutMs: 10000 });
+    const tests = () => recorder.count((r) => r.json?.type === 'webhook.test');
+    await eventually(() => tests() >= 1, { timeoutMs: 10000 });
+    assert.equal(tests(), 1, 'the test event was delivered');
     await card.getByRole('button', { name: 'Show deliveries' }).click();
     const message = card.locator('tr[data-message-id]', { hasText: 'webhook.test' });
     await message.waitFor();
     await message.getByRole('button', { name: /^Replay webhook\.test/ }).click();
-    await eventually(() => assert.ok(recorder.count((r) => r.json?.type === 'webhook.test') >= 2), { timeoutMs: 10000 });
+    await eventually(() => tests() >= 2, { timeoutMs: 10000 });
+    assert.equal(tests(), 2, 'the replay was delivered');
     const ids = recorder.requests.filter((r) => r.json?.type === 'webhook.test').map((r) => r.headers['webhook-id']);
     assert.equal(ids[0], ids[1], 'the replay carries the same webhook-id');
     await card.locator('tr[data-trigger="replay"]').waitFor({ timeout: 10000 });

@@ -437,8 +437,7 @@
 
   // --- scope editor -----------------------------------------------------------------------------
 
-  const SCOPE_KINDS = [['max', 'Maximum (max_)'], ['allowed', 'Allowed values (allowed_)'],
-    ['budget', 'Budget (budget_)'], ['other', 'Other key (JSON)']];
+  const SCOPE_KINDS = [['max', 'Maximum'], ['allowed', 'Allowed values'], ['budget', 'Budget'], ['other', 'Other (JSON)']];
 
   // Rows of max_<field>, allowed_<field>, budget_<field> {limit, period} and verbatim keys.
   // read() → the scope object, or null when there are no rows; throws Error on a bad row.
