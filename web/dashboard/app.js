@@ -203,7 +203,8 @@
     container.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
     try {
       const nodes = await build();
-      container.replaceChildren(...[].concat(nodes).filter(Boolean));
+      container.replaceChildren();
+      append(container, [nodes]);
     } catch (e) {
       container.replaceChildren(errorBox(e, 'Could not load this'),
         button('Try again', () => load(container, build), 'secondary'));
@@ -237,7 +238,7 @@
   }
 
   function pageHeader(title, lead) {
-    return [h('h1', { tabindex: '-1' }, title), lead ? h('p', { class: 'lead' }, lead) : null];
+    return [h('h1', { tabindex: '-1' }, title), lead ? h('p', { class: 'lead' }, lead) : null].filter(Boolean);
   }
 
   // A one-time secret with a copy button.
@@ -1025,7 +1026,8 @@
         const r = await api('GET', `/action-run-logs/${encodeURIComponent(run.id)}/details`);
         const d = r.details || {};
         const exchanges = d.exchanges || [];
-        details.replaceChildren(
+        details.replaceChildren();
+        append(details, [
           h('h2', { id: 'run-title', tabindex: '-1' }, 'Run ', code(r.id)),
           h('dl', null,
             h('dt', null, 'Status'), h('dd', null, badge(r.status)),
@@ -1045,7 +1047,7 @@
             x.request ? [h('p', { class: 'small muted' }, 'Request headers and body'), pre(x.request.headers || {}), x.request.body ? pre(x.request.body) : null] : null,
             x.response ? [h('p', { class: 'small muted' }, 'Response headers and body'), pre(x.response.headers || {}), x.response.body ? pre(x.response.body) : null] : null,
             x.error ? pre(x.error) : null)),
-          h('div', { class: 'actions' }, button('Close details', () => { details.hidden = true; list.querySelector(`[data-run-id="${CSS.escape(r.id)}"] button`)?.focus(); }, 'secondary')));
+          h('div', { class: 'actions' }, button('Close details', () => { details.hidden = true; list.querySelector(`[data-run-id="${CSS.escape(r.id)}"] button`)?.focus(); }, 'secondary'))]);
         details.querySelector('h2').focus();
       } catch (e) {
         details.replaceChildren(h('h2', { id: 'run-title', tabindex: '-1' }, 'Run ', code(run.id)), errorBox(e, 'Could not load the details'));
