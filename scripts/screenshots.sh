@@ -19,7 +19,9 @@ fi
 out=$root/docs/screenshots
 mkdir -p "$out"
 cd tests/e2e
+rc=0
 AGENTGATE_BIN=$bin AGENTGATE_SCREENSHOTS=$out \
-  node --test --test-timeout=120000 dashboard.test.mjs
+  node --test --test-timeout=120000 dashboard.test.mjs || rc=$?
 echo "screenshots in $out:"
 ls "$out"
+exit "$rc"

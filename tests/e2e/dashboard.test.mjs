@@ -28,6 +28,7 @@ const PHONE = { width: 375, height: 740 };
 async function shot(page, name) {
   if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
+  await page.evaluate(() => { document.getElementById('status').textContent = ''; }); // no toast over the page
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
