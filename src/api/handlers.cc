@@ -858,44 +858,4 @@ http::Response Service::Stats(http::Request& req, Call& call) {
   return Json(200, Serialize(out));
 }
 
-http::Response Service::Dashboard(http::Request& req, Call& call) {
-  std::string who;
-  if (!http::CookieValue(req.cookie, kSessionCookie).empty()) {
-    auto session = RequireSession(req);
-    if (session.ok()) who = session->user.email;
-  }
-  std::string html =
-      "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>agentgate "
-      "dashboard</title><meta name=\"viewport\" content=\"width=device-width\"></head><body>"
-      "<h1>agentgate</h1>";
-  if (who.empty()) {
-    html +=
-        "<p>You are not signed in. Ask for a sign-in link with <code>POST "
-        "/auth/magic-link</code>.</p>";
-  } else {
-    std::string safe;
-    for (char c : who) {
-      if (c == '<')
-        safe += "&lt;";
-      else if (c == '>')
-        safe += "&gt;";
-      else if (c == '&')
-        safe += "&amp;";
-      else if (c == '"')
-        safe += "&quot;";
-      else
-        safe += c;
-    }
-    html += "<p>Signed in as <strong id=\"who\">" + safe + "</strong>.</p>";
-  }
-  html +=
-      "<p>The full dashboard is coming. Meanwhile: <a href=\"/docs\">API reference</a>, "
-      "<a href=\"/permissions\">your grants (JSON)</a>.</p></body></html>";
-  http::Response r;
-  r.content_type = "text/html; charset=utf-8";
-  r.body = std::move(html);
-  r.Header("Cache-Control", "no-store");
-  return r;
-}
-
 }  // namespace agentgate::api

@@ -220,6 +220,10 @@ void Service::RegisterRoutes(http::Router& router) {
        &Service::Stats},
       {Method::kGet, "/dashboard", Dispatch::kBlocking, "", Access::kOpen, 0, false,
        &Service::Dashboard},
+      {Method::kGet, "/dashboard/app.js", Dispatch::kBlocking, "", Access::kOpen, 0, false,
+       &Service::DashboardScript},
+      {Method::kGet, "/dashboard/app.css", Dispatch::kBlocking, "", Access::kOpen, 0, false,
+       &Service::DashboardStyle},
   };
   for (const RouteSpec& spec : routes) AddRoute(router, spec);
   RegisterEngineRoutes(router);

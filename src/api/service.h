@@ -175,7 +175,10 @@ class Service {
   http::Response AgentProfile(http::Request& req, Call& call);
   http::Response Health(http::Request& req, Call& call);
   http::Response Stats(http::Request& req, Call& call);
+  // The dashboard (dashboard.cc): static page, script and style, embedded in the binary.
   http::Response Dashboard(http::Request& req, Call& call);
+  http::Response DashboardScript(http::Request& req, Call& call);
+  http::Response DashboardStyle(http::Request& req, Call& call);
   // Handlers: access tokens and the activity log (/v1).
   http::Response CreateToken(http::Request& req, Call& call);
   http::Response ListTokens(http::Request& req, Call& call);
