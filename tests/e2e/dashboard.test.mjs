@@ -85,7 +85,7 @@ describe('dashboard in a real browser', () => {
   }
 
   before(async () => {
-    srv = await startServer({ smtp: true, args: ['--allow-private-egress'] });
+    srv = await startServer({ smtp: true, args: ['--allow-private-egress', '--rate-limit', 'register=off'] });
     // The first person to sign in is the server's admin: someone else, so the dashboard's user is
     // an ordinary person.
     adminCookie = await signIn(srv.url, uniqueEmail('admin'));
@@ -122,7 +122,8 @@ describe('dashboard in a real browser', () => {
   });
 
   test('the page and its assets: strict CSP, nosniff, no-store, no inline script or style', async () => {
-    const res = await fetch(`${srv.url}/dashboard`);
+    // api() also checks each answer against docs/openapi.json (headers and content types).
+    const res = await api(srv.url, 'GET', '/dashboard');
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type'), /^text\/html/);
     const csp = res.headers.get('content-security-policy');
@@ -131,15 +132,16 @@ describe('dashboard in a real browser', () => {
     assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(res.headers.get('cache-control'), 'no-store');
-    const html = await res.text();
+    const html = res.text;
     assert.doesNotMatch(html, /<script>|<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=/i, 'no inline script, style or handler');
     assert.doesNotMatch(html, /https?:\/\//, 'no external resources');
     for (const [p, type] of [['/dashboard/app.js', /^text\/javascript/], ['/dashboard/app.css', /^text\/css/]]) {
-      const r = await fetch(`${srv.url}${p}`);
+      const r = await api(srv.url, 'GET', p);
       assert.equal(r.status, 200, p);
       assert.match(r.headers.get('content-type'), type, p);
       assert.equal(r.headers.get('x-content-type-options'), 'nosniff', p);
-      const body = await r.text();
+      assert.equal(r.headers.get('cache-control'), 'no-cache', p);
+      const body = r.text;
       assert.doesNotMatch(body, /https?:\/\/(?!example\.com\/)/, `${p} loads nothing from elsewhere`);
       if (p.endsWith('.js')) assert.doesNotMatch(body, /\.innerHTML|insertAdjacentHTML|document\.write\(/, 'DOM built with textContent only');
     }
@@ -297,7 +299,23 @@ describe('dashboard in a real browser', () => {
     assert.equal(over.json.constraint, 'max_price');
   });
 
-  test('agents: owned and granted, with status and last seen', async () => {
+  test('agents: owned and granted, with status, active grants and last seen; more pages load', async () => {
+    // Someone else's agent this person granted two things (one revoked later), and which checked.
+    const helper = await registerAgent(srv.url, { name: 'Mail helper', developer_email: uniqueEmail('dev') });
+    const grants = [];
+    for (const action of ['mail:read', 'mail:send']) {
+      const g = await api(srv.url, 'POST', '/permission/grant', {
+        cookie: await sessionCookie(), body: { agent_id: helper.agent_id, action },
+      });
+      assert.equal(g.status, 201, g.text);
+      grants.push(g.json);
+    }
+    const revoked = await api(srv.url, 'POST', '/permission/revoke', {
+      cookie: await sessionCookie(), headers: { Origin: srv.url }, body: { permission_id: grants[1].permission_id },
+    });
+    assert.equal(revoked.status, 200, revoked.text);
+    assert.equal((await check(helper, 'mail:read')).json.allowed, true);
+
     await show(page, 'agents', 'Agents');
     const row = page.locator(`tr[data-agent-id="${agent.agent_id}"]`);
     await row.waitFor();
@@ -305,7 +323,27 @@ describe('dashboard in a real browser', () => {
     assert.match(text, /Invoice bot/);
     assert.match(text, /Owned/);
     assert.match(text, /active/);
+    const cells = async (id) => page.locator(`tr[data-agent-id="${id}"] td`).allTextContents();
+    const helperCells = await cells(helper.agent_id);
+    assert.ok(helperCells.some((c) => /Granted/.test(c)) && !helperCells.some((c) => /Owned/.test(c)), helperCells.join(' | '));
+    assert.ok(helperCells.some((c) => /Active grants\s*1$|^1$/.test(c.trim())), `one active grant: ${helperCells.join(' | ')}`);
+    assert.ok(!helperCells.some((c) => /never/i.test(c)), `it checked, so it was seen: ${helperCells.join(' | ')}`);
     await shot(page, 'agents');
+
+    // Past the first page of 50, "Load more" appends the next page to the first.
+    const before = await page.locator('tr[data-agent-id]').count();
+    if (await page.getByRole('button', { name: 'Load more' }).count() === 0) {
+      for (let i = before; i <= 50; i++) await registerAgent(srv.url, { developer_email: email });
+      await page.reload();
+      await page.getByRole('heading', { level: 1, name: 'Agents' }).waitFor();
+      await settled(page);
+    }
+    const firstPage = await page.locator('tr[data-agent-id]').count();
+    assert.equal(firstPage, 50);
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await settled(page);
+    await eventually(async () => assert.ok(await page.locator('tr[data-agent-id]').count() > 50));
+    assert.equal(await page.locator(`tr[data-agent-id="${agent.agent_id}"]`).count(), 1, 'no duplicates');
   });
 
   let connection;

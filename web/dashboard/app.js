@@ -401,10 +401,12 @@
     main.append(...pageHeader('Agents', 'Agents registered with your address, and agents you have granted something to.'),
       h('div', { class: 'toolbar' }, h('div', { class: 'inline' }, field('Show', relation))), list);
     let cursor = null;
-    const show = () => load(list, async () => {
-      const out = await api('GET', `/v1/agents${query({ relation: relation.value, limit: 50 })}`);
+    let rows = [];
+    // more: append the page after `cursor` to what is shown; otherwise start from the newest.
+    const show = (more = false) => load(list, async () => {
+      const out = await api('GET', `/v1/agents${query({ relation: relation.value, limit: 50, cursor: more ? cursor : null })}`);
+      rows = more ? rows.concat(out.data || []) : (out.data || []);
       cursor = out.next_cursor;
-      const rows = out.data || [];
       if (rows.length === 0) {
         return empty('No agents yet. An agent registers with ', code('POST /agent/register'),
           ' (or ', code('agentgate agent register'), ') using your email address as its developer; '
@@ -415,24 +417,15 @@
           a.description ? h('div', { class: 'muted small' }, a.description) : null] },
         { label: 'Status', cell: (a) => badge(a.status) },
         { label: 'Relation', cell: (a) => [a.owned ? 'Owned' : null, a.owned && a.granted ? ', ' : null, a.granted ? 'Granted' : null] },
-        { label: 'Active grants', cell: (a) => String(a.active_permissions ?? 0) },
+        { label: 'Active grants', cell: (a) => String(a.active_permission_count ?? 0) },
         { label: 'Last seen', cell: (a) => ago(a.last_seen) },
         { label: 'Registered', cell: (a) => when(a.created_at) },
         { label: 'Actions', cell: (a) => button('Grant…', () => { state.prefillAgent = a.agent_id; location.hash = '#grants'; },
           'secondary small', { 'aria-label': `Grant a permission to ${a.name}` }) },
       ], rows, (a) => ({ 'data-agent-id': a.agent_id }));
-      const more = cursor ? button('Load more', async () => {
-        more.disabled = true;
-        try {
-          const next = await api('GET', `/v1/agents${query({ relation: relation.value, limit: 50, cursor })}`);
-          cursor = next.next_cursor;
-          rows.push(...(next.data || []));
-          show();
-        } catch (e) { list.append(errorBox(e)); }
-      }, 'secondary') : null;
-      return [t, more];
+      return [t, cursor ? button('Load more', () => show(true), 'secondary') : null];
     });
-    relation.addEventListener('change', show);
+    relation.addEventListener('change', () => show());
     show();
   }
 
