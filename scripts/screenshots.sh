@@ -16,6 +16,7 @@ if [ -z "$bin" ] || [ ! -x "$bin" ]; then
   echo "screenshots.sh: no agentgate binary; build one first (or set AGENTGATE_BIN)" >&2
   exit 1
 fi
+bin=$(realpath "$bin")  # the test runs from tests/e2e
 out=$root/docs/screenshots
 mkdir -p "$out"
 cd tests/e2e

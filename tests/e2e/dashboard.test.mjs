@@ -25,11 +25,12 @@ const LINK_RE = /(https?:\/\/[^\s"'<>]+\/auth\/verify\?token=ml_[A-Za-z0-9_-]+)/
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 375, height: 740 };
 
-async function shot(page, name) {
+// fullPage: the whole page; otherwise what the window shows (long lists would make a poster).
+async function shot(page, name, { fullPage = true } = {}) {
   if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
   await page.evaluate(() => { document.getElementById('status').textContent = ''; }); // no toast over the page
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
 // A page served on another origin that posts to agentgate with the browser's cookies.
@@ -451,7 +452,7 @@ describe('dashboard in a real browser', () => {
     await page.locator(`tr:has-text("agent.register"):has-text("${newcomer.agent_id}")`).waitFor({ timeout: 15000 });
     assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
     assert.match(await page.locator('#live-state').textContent(), /Live/);
-    await shot(page, 'activity');
+    await shot(page, 'activity', { fullPage: false });
     await page.getByLabel('Live updates').uncheck();
     await page.locator('#live-state').filter({ hasText: 'Paused' }).waitFor();
     await page.getByLabel('Live updates').check();
@@ -502,7 +503,7 @@ describe('dashboard in a real browser', () => {
         await show(p, hash, heading);
         const width = await p.evaluate(() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth));
         assert.ok(width <= PHONE.width, `#${hash} is ${width} px wide on a ${PHONE.width} px screen`);
-        if (hash === 'grants') await shot(p, 'phone');
+        if (hash === 'grants') await shot(p, 'phone', { fullPage: false });
       }
     } finally {
       await phone.close();
