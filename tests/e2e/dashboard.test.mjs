@@ -391,6 +391,38 @@ describe('dashboard in a real browser', () => {
     await shot(page, 'runs');
   });
 
+  test('connections: reconnect through the popup keeps the connection; disconnect archives it', async () => {
+    await show(page, 'connections', 'Connections');
+    const row = page.locator(`tr[data-connection-id="${connection.id}"]`);
+    await row.filter({ hasText: 'READY' }).waitFor();
+    const grantsBefore = oauth.stats().authorizationCodeGrants;
+    const popupPromise = page.waitForEvent('popup');
+    await row.getByRole('button', { name: 'Reconnect My test app' }).click();
+    const popup = await popupPromise;
+    await popup.waitForURL(/\/connect\?session=cs_/);
+    await popup.locator('#submit:not([hidden])').waitFor();
+    await popup.click('#submit');
+    await approveInBrowser(popup);
+    await page.getByRole('status').filter({ hasText: 'is connected' }).waitFor({ timeout: 20000 });
+    assert.equal(oauth.stats().authorizationCodeGrants, grantsBefore + 1, 'a new code exchange');
+    const cookie = await sessionCookie();
+    const after = await api(srv.url, 'GET', `/connections/${connection.id}`, { cookie });
+    assert.equal(after.status, 200, after.text);
+    assert.equal(after.json.state, 'READY');
+    assert.equal(after.json.id, connection.id, 'the same record');
+
+    await row.getByRole('button', { name: 'Disconnect My test app' }).click();
+    await row.getByRole('button', { name: 'Yes, disconnect' }).click();
+    await page.getByRole('status').filter({ hasText: 'is disconnected' }).waitFor();
+    await page.getByText('No connections yet').waitFor();
+    const gone = await api(srv.url, 'GET', `/connections/${connection.id}`, { cookie });
+    assert.equal(gone.status, 404, gone.text);
+    const archived = await api(srv.url, 'GET', '/connections?includeArchived=1', { cookie });
+    assert.equal(archived.json.items.find((c) => c.id === connection.id)?.isArchived, true, archived.text);
+    const refused = await api(srv.url, 'POST', '/act', { cookie, body: { connectionId: connection.id, api: { method: 'GET', path: '/me' } } });
+    assert.ok(refused.status >= 400 && refused.status < 500, `no run through a disconnected connection: ${refused.text}`);
+  });
+
   test('tokens: created with abilities, plaintext shown once, usable, revoked', async () => {
     await show(page, 'tokens', 'Tokens');
     await page.getByLabel('Name').fill('reporting script');

@@ -903,6 +903,8 @@
         done = true;
         window.removeEventListener('message', onMessage);
         clearInterval(timer);
+        // The window was ours; once it has said how it went, it has nothing left to show.
+        try { if (!popup.closed) popup.close(); } catch (e) { /* already gone */ }
         fn(value);
       };
       const onMessage = (event) => {
