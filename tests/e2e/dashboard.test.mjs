@@ -524,6 +524,73 @@ describe('dashboard in a real browser', () => {
     assert.equal(forged.json.error, 'forbidden');
   });
 
+  test('accessibility: every control is labelled and all text meets WCAG AA contrast, on every page', async () => {
+    const audit = () => {
+      const problems = [];
+      const visible = (el) => {
+        const r = el.getBoundingClientRect();
+        const cs = getComputedStyle(el);
+        return r.width > 0 && r.height > 0 && cs.visibility !== 'hidden' && cs.display !== 'none';
+      };
+      // Labels: <label for>, a wrapping <label>, aria-label or aria-labelledby.
+      for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea, button')) {
+        if (!visible(el)) continue;
+        const name = el.tagName === 'BUTTON' ? el.textContent.trim() || el.getAttribute('aria-label')
+          : (el.labels && el.labels.length ? el.labels[0].textContent.trim() : '')
+            || el.getAttribute('aria-label') || (el.getAttribute('aria-labelledby') ? 'labelledby' : '');
+        if (!name) problems.push(`unlabelled ${el.tagName.toLowerCase()}${el.name ? ` name=${el.name}` : ''}`);
+      }
+      // Contrast of every visible text against the first opaque background behind it.
+      const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+      const lum = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+          const c = rgb(getComputedStyle(e).backgroundColor);
+          if (c.length === 3 || (c.length === 4 && c[3] >= 0.99)) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+      };
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        if (!n.textContent.trim()) continue;
+        const el = n.parentElement;
+        if (!el || !visible(el) || el.closest('[disabled], [aria-disabled=true]')) continue;
+        const cs = getComputedStyle(el);
+        if (el.matches('input, select, textarea') || el.closest('option')) continue;
+        const fg = rgb(cs.color).slice(0, 3);
+        const [l1, l2] = [lum(fg), lum(background(el))].sort((a, b) => b - a);
+        const ratio = (l1 + 0.05) / (l2 + 0.05);
+        const size = parseFloat(cs.fontSize);
+        const large = size >= 24 || (size >= 18.66 && Number(cs.fontWeight) >= 700);
+        if (ratio < (large ? 3 : 4.5)) {
+          problems.push(`contrast ${ratio.toFixed(2)} for "${n.textContent.trim().slice(0, 30)}" (${cs.color} on ${background(el)})`);
+        }
+      }
+      return problems;
+    };
+    for (const [hash, heading] of [['agents', 'Agents'], ['grants', 'Grants'], ['requests', 'Requests'],
+      ['activity', 'Activity'], ['connections', 'Connections'], ['runs', 'Runs'], ['webhooks', 'Webhooks'], ['tokens', 'Tokens']]) {
+      await show(page, hash, heading);
+      const found = await page.evaluate(audit);
+      assert.deepEqual([...new Set(found)], [], `#${hash}`);
+    }
+    // The audit itself finds what it looks for: pale text and a control without a label.
+    await page.evaluate(() => {
+      const probe = document.createElement('div');
+      probe.id = 'audit-probe';
+      probe.style.cssText = 'background:#fff;color:#bbb';  // a style attribute from script, which the CSP allows
+      probe.append('pale text', document.createElement('input'));
+      document.querySelector('main').append(probe);
+    });
+    const caught = await page.evaluate(audit);
+    await page.evaluate(() => document.getElementById('audit-probe').remove());
+    assert.ok(caught.some((p) => p.startsWith('contrast') && p.includes('pale text')), caught.join('; '));
+    assert.ok(caught.some((p) => p.startsWith('unlabelled input')), caught.join('; '));
+  });
+
   test('a phone-sized screen: every page fits 375 px without horizontal scrolling', async () => {
     const phone = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
     await phone.addCookies(await context.cookies());
