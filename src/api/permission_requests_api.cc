@@ -104,6 +104,12 @@ json::object Service::PermissionRequestJson(const store::PermissionRequestRecord
 void Service::NotifyAddressee(const store::PermissionRequestRecord& r,
                               std::string_view agent_name) {
   std::string link = options_.base_url + "/dashboard#requests";
+  if (auto limit = request_email_limiter_.Hit(r.requested_from, clock_.NowMs()); !limit.allowed) {
+    logger_.Warn("permission request " + r.id + " to " + r.requested_from +
+                 " not emailed: too many requests for this person (--rate-limit request-email); "
+                 "it waits in their dashboard");
+    return;
+  }
   if (!mailer_) {
     // No secrets here: the request id is not a credential (deciding needs the person's own).
     logger_.Info("permission request " + r.id + " from agent " + r.agent_id + " to " +

@@ -69,7 +69,8 @@ Service::Service(ServiceOptions options, store::Store& store, const Clock& clock
       mailer_(mailer),
       register_limiter_(options_.register_limit),
       check_limiter_(options_.check_limit),
-      magic_link_limiter_(options_.magic_link_limit) {
+      magic_link_limiter_(options_.magic_link_limit),
+      request_email_limiter_(options_.request_email_limit) {
   check_log_.max_pending = options_.max_pending_checks;
 }
 

@@ -42,6 +42,9 @@ struct ServiceOptions {
   authz::RateLimitPolicy register_limit{"register", 10, 3'600'000, true};
   authz::RateLimitPolicy check_limit{"check", 1000, 60'000, true};
   authz::RateLimitPolicy magic_link_limit{"magic-link", 5, 900'000, true};
+  // Emails about permission requests, per person asked: beyond it the requests are still made
+  // (dashboard, webhook) but not mailed, so no agent can flood someone's inbox.
+  authz::RateLimitPolicy request_email_limit{"request-email", 20, 3'600'000, true};
   std::int64_t session_ttl_ms = 30LL * 86'400'000;
   std::int64_t link_ttl_ms = 15LL * 60'000;
   std::int64_t token_ttl_ms = 90LL * 86'400'000;  // access tokens' default lifetime
@@ -424,6 +427,7 @@ class Service {
   authz::RateLimiter register_limiter_;
   authz::RateLimiter check_limiter_;
   authz::RateLimiter magic_link_limiter_;
+  authz::RateLimiter request_email_limiter_;
   CheckLog check_log_;
   const http::Router* router_ = nullptr;  // for MCP tool calls; set by RegisterRoutes
   std::unique_ptr<mcp::ToolRegistry> mcp_tools_;

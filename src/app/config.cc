@@ -58,9 +58,10 @@ Status ApplyRateLimit(const std::string& value, api::ServiceOptions& service) {
   if (name == "register") policy = &service.register_limit;
   if (name == "check") policy = &service.check_limit;
   if (name == "magic-link") policy = &service.magic_link_limit;
+  if (name == "request-email") policy = &service.request_email_limit;
   if (!policy || eq == std::string::npos) {
     return Bad("--rate-limit must be NAME=N/WINDOW with NAME one of register, check, "
-               "magic-link (e.g. check=1000/min), got '" + value + "'");
+               "magic-link, request-email (e.g. check=1000/min), got '" + value + "'");
   }
   std::int64_t limit = 0, window = 0;
   std::string spec = value.substr(eq + 1);
@@ -107,7 +108,9 @@ Options (environment variable in brackets):
                             [AGENTGATE_SMTP_URL]. Without it links are printed to this log.
   --mail-from ADDRESS       sender of sign-in mail [AGENTGATE_MAIL_FROM] (default agentgate@localhost)
   --rate-limit NAME=N/WIN   override a rate limit: register=10/h, check=1000/min,
-                            magic-link=5/15m (the defaults); N/WIN or 'off'; repeatable
+                            magic-link=5/15m, request-email=20/h (the defaults; the last is
+                            permission-request emails per person asked); N/WIN or 'off';
+                            repeatable
   --no-rate-limits          turn every rate limit off (benchmarks)
   --no-check-records        count checks but do not keep a record of each one
   --flush-interval DURATION how often check bookkeeping is written (default 1s)
@@ -243,6 +246,7 @@ Result<ServeConfig> ParseServeArgs(const std::vector<std::string>& args) {
       c.service.register_limit.enabled = false;
       c.service.check_limit.enabled = false;
       c.service.magic_link_limit.enabled = false;
+      c.service.request_email_limit.enabled = false;
     } else if (arg == "--mcp-origin") {
       if (!(s = need(v)).ok()) return s.take_error();
       std::string origin = Lower(v);

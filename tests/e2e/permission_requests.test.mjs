@@ -348,3 +348,36 @@ test('requests expire after --request-ttl: GET reads expired at once, deciding i
     await hooks.close();
   }
 });
+
+test('no agent floods an inbox: past --rate-limit request-email the request is made but not mailed', async () => {
+  const s = await startServer({ smtp: true, args: ['--rate-limit', 'register=off', '--rate-limit', 'request-email=2/h'] });
+  try {
+    const target = uniqueEmail('pr-flooded');
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const agent = await registerAgent(s.url);
+      const made = await api(s.url, 'POST', '/v1/permission-requests', {
+        bearer: agent.secret, body: { agent_id: agent.agent_id, action: `flood_${i}`, reason: 'Please', email: target },
+      });
+      assert.equal(made.status, 201, made.text);
+      ids.push(made.json.request_id);
+    }
+    await s.smtp.waitForMessage((m) => m.text.includes(ids[0]));
+    await s.smtp.waitForMessage((m) => m.text.includes(ids[1]));
+    // A later mail to someone else still goes out, and proves the queue has moved past the third.
+    const other = await registerAgent(s.url);
+    const otherReq = await api(s.url, 'POST', '/v1/permission-requests', {
+      bearer: other.secret, body: { agent_id: other.agent_id, action: 'other', reason: 'Please', email: uniqueEmail('pr-other') },
+    });
+    assert.equal(otherReq.status, 201, otherReq.text);
+    await s.smtp.waitForMessage((m) => m.text.includes(otherReq.json.request_id));
+    assert.equal(s.smtp.messages.filter((m) => m.to.includes(target)).length, 2, 'the third was not mailed');
+    assert.match(s.logs(), new RegExp(`permission request ${ids[2]} to ${target.replace(/[.+]/g, '\\$&')} not emailed`));
+    // The person still finds all three waiting.
+    const person = await signIn(s.url, target);
+    const listed = await api(s.url, 'GET', '/v1/permission-requests?status=pending', { cookie: person });
+    assert.deepEqual(listed.json.data.map((r) => r.request_id).sort(), [...ids].sort());
+  } finally {
+    await s.stop();
+  }
+});
