@@ -748,13 +748,24 @@ http::Response Service::MagicLink(http::Request& req, Call& call) {
 }
 
 http::Response Service::Verify(http::Request& req, Call& call) {
+  // A person who opens a used or expired link from their mail gets the dashboard's sign-in form
+  // saying so, not a JSON error; API clients (no text/html in Accept) get the error as before.
+  auto refuse = [&](Error error) {
+    if (req.accept.find("text/html") == std::string_view::npos) return Fail(req, std::move(error));
+    http::Response r;
+    r.status = 303;
+    r.Header("Location", "/dashboard#signin-failed=" + std::string(error.Name()));
+    r.Header("Cache-Control", "no-store");
+    r.body.clear();
+    return r;
+  };
   http::Query query(req.query);
   auto token = query.valid() ? query.Get("token") : std::nullopt;
-  if (!token || token->empty()) return Fail(req, MissingParams({"token"}));
+  if (!token || token->empty()) return refuse(MissingParams({"token"}));
   std::int64_t now = clock_.NowMs();
   auto email = store_.ConsumeMagicLink(crypto::Sha256(*token), now);
   if (!email.ok()) return Fail(req, email.take_error());
-  if (!email->has_value()) return Fail(req, MakeError(Code::kInvalidToken));
+  if (!email->has_value()) return refuse(MakeError(Code::kInvalidToken));
   std::array<std::uint8_t, 8> id_bytes;
   random_.Fill(id_bytes);
   auto user = store_.SignInUser(**email, "usr_" + crypto::HexEncode(id_bytes), now,

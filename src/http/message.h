@@ -35,7 +35,7 @@ struct Request {
   std::string_view user_agent;
   std::string_view idempotency_key;
   std::string_view remote_ip;
-  // Read only for /mcp.
+  // Read only for /mcp and /auth/verify.
   std::string_view accept;
   std::string_view mcp_session_id;
   std::string_view mcp_protocol_version;

@@ -250,8 +250,10 @@ class Session : public std::enable_shared_from_this<Session> {
       auto it = msg.find("Idempotency-Key");
       if (it != msg.end()) req.idempotency_key = std::string_view(it->value());
     }
+    // Only these endpoints read Accept (/auth/verify: a browser gets a page, not JSON); other
+    // requests skip the search.
+    if (req.path == "/mcp" || req.path == "/auth/verify") req.accept = header(bhttp::field::accept);
     if (req.path == "/mcp") {  // only the MCP endpoint reads these; other requests skip the search
-      req.accept = header(bhttp::field::accept);
       auto it = msg.find("Mcp-Session-Id");
       if (it != msg.end()) req.mcp_session_id = std::string_view(it->value());
       it = msg.find("MCP-Protocol-Version");

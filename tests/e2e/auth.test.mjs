@@ -94,6 +94,21 @@ test('links never issued, or altered, are 401 invalid_token', async () => {
   assert.equal((await followMagicLink(link)).status, 302);
 });
 
+test('a browser opening a used or cut-short link is sent to the sign-in form (303), not given JSON', async () => {
+  const link = await requestMagicLink(srv.url, uniqueEmail('browser'));
+  assert.equal((await followMagicLink(link)).status, 302);
+  const html = { Accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
+  const used = await api(srv.url, 'GET', new URL(link).pathname + new URL(link).search, { headers: html });
+  assert.equal(used.status, 303, used.text);
+  assert.equal(used.headers.get('location'), '/dashboard#signin-failed=invalid_token');
+  assert.equal(used.headers.getSetCookie().filter((c) => /^ap_session=[^;]+/.test(c)).length, 0, 'no session');
+  const cut = await api(srv.url, 'GET', '/auth/verify', { headers: html });
+  assert.equal(cut.status, 303);
+  assert.equal(cut.headers.get('location'), '/dashboard#signin-failed=missing_params');
+  // API clients still get the structured error.
+  expectError(await api(srv.url, 'GET', new URL(link).pathname + new URL(link).search), 401, 'invalid_token');
+});
+
 test('two people get two distinct sessions; each sees their own email', async () => {
   const e1 = uniqueEmail('p1');
   const e2 = uniqueEmail('p2');

@@ -170,6 +170,20 @@ describe('dashboard in a real browser', () => {
     await page.locator('#account-email').filter({ hasText: email }).waitFor();
     assert.equal(await page.locator('#nav').isVisible(), true);
     assert.equal(await page.getByRole('link', { name: 'Agents' }).getAttribute('aria-current'), 'page');
+
+    // The same link again, in another browser: it worked once, so the form says it is used up.
+    const stranger = await browser.newContext();
+    try {
+      const p = await stranger.newPage();
+      watch(p);
+      await p.goto(link);
+      await p.getByRole('heading', { name: 'Sign in to agentgate' }).waitFor();
+      await p.getByRole('status').filter({ hasText: 'expired or was already used' }).first().waitFor();
+      assert.equal(new URL(p.url()).hash, '', 'the failure is not left in the address bar');
+      assert.equal(await p.locator('#nav').isVisible(), false);
+    } finally {
+      await stranger.close();
+    }
   });
 
   test('signing in too often: the 429 is shown with when to retry', async () => {

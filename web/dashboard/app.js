@@ -333,8 +333,13 @@
         return;
       }
     }
+    // /auth/verify sends a browser here when its link was used, expired or cut short.
+    const failed = /^#signin-failed=([a-z_]+)$/.exec(location.hash);
+    if (failed) history.replaceState(null, '', location.pathname + location.search);
     if (!state.user) {
-      renderSignIn();
+      renderSignIn(failed ? (failed[1] === 'invalid_token'
+        ? 'That sign-in link has expired or was already used (each link works once, for 15 minutes). Ask for a new one below.'
+        : 'That sign-in link is incomplete: copy the whole link from the email, or ask for a new one below.') : undefined);
       return;
     }
     showChrome(true);
