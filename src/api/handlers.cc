@@ -555,13 +555,7 @@ http::Response Service::Grant(http::Request& req, Call& call) {
   if (Status s = store_.InsertGrant(g, effects); !s.ok()) return Fail(req, s.take_error());
   call.recorded = true;
   NotifyWebhooks();
-  authz::GrantInfo info{g.id,         g.agent_id,         g.action,
-                        g.granted_by, g.granted_by_email, g.expires_at_ms.value_or(authz::kNever),
-                        g.scope_json, g.created_at_ms};
-  if (!index_.AddGrant(info)) {
-    logger_.Error("grant " + g.id + " was stored but could not be indexed");
-    return Fail(req, MakeError(Code::kServerError));
-  }
+  if (!IndexNewGrant(g)) return Fail(req, MakeError(Code::kServerError));
 
   return Json(201, Serialize(GrantJson(g)));
 }

@@ -63,6 +63,11 @@ Result<json::object> OptionalBody(const std::string& body) {
   return ParseJsonObject(body);
 }
 
+Error NotPending(std::string_view status) {
+  return MakeError(Code::kPermissionRequestNotPending,
+                   "The permission request is " + std::string(status) + ", not pending");
+}
+
 Error RequestNotFound(std::string_view id) {
   return MakeError(Code::kPermissionRequestNotFound,
                    "No permission request " + ValidUtf8(id, 64) + " that you may see");
@@ -309,8 +314,7 @@ Result<store::PermissionRequestRecord> Service::DecidableRequest(http::Request& 
                      "request of your own.");
   }
   if (std::string_view status = r.StatusAt(now_ms); status != "pending") {
-    return MakeError(Code::kPermissionRequestNotPending,
-                     "The permission request is " + std::string(status) + ", not pending");
+    return NotPending(status);
   }
   return r;
 }
@@ -368,19 +372,11 @@ http::Response Service::ApprovePermissionRequest(http::Request& req, Call& call)
   auto result = store_.DecidePermissionRequest(decision, g, effects);
   if (!result.ok()) return Fail(req, result.take_error());
   if (!result->decided) {
-    return Fail(req, MakeError(Code::kPermissionRequestNotPending,
-                               "The permission request is " +
-                                   std::string(result->request.StatusAt(now)) + ", not pending"));
+    return Fail(req, NotPending(result->request.StatusAt(now)));
   }
   call.recorded = true;
   NotifyWebhooks();
-  authz::GrantInfo info{g.id,         g.agent_id,         g.action,
-                        g.granted_by, g.granted_by_email, g.expires_at_ms.value_or(authz::kNever),
-                        g.scope_json, g.created_at_ms};
-  if (!index_.AddGrant(info)) {
-    logger_.Error("grant " + g.id + " was stored but could not be indexed");
-    return Fail(req, MakeError(Code::kServerError));
-  }
+  if (!IndexNewGrant(g)) return Fail(req, MakeError(Code::kServerError));
   return Json(200, Serialize(decided_json));
 }
 
@@ -413,9 +409,7 @@ http::Response Service::DeclinePermissionRequest(http::Request& req, Call& call)
   auto result = store_.DecidePermissionRequest(decision, std::nullopt, effects);
   if (!result.ok()) return Fail(req, result.take_error());
   if (!result->decided) {
-    return Fail(req, MakeError(Code::kPermissionRequestNotPending,
-                               "The permission request is " +
-                                   std::string(result->request.StatusAt(now)) + ", not pending"));
+    return Fail(req, NotPending(result->request.StatusAt(now)));
   }
   call.recorded = true;
   NotifyWebhooks();
@@ -427,15 +421,7 @@ void Service::EmitExpiredRequests() {
   auto effects_for = [&](const std::vector<store::PermissionRequestRecord>& expired) {
     store::Effects effects;
     for (const auto& r : expired) {
-      store::ActivityEvent e;
-      e.at_ms = now;
-      e.actor_kind = "system";
-      e.action = "permission_request.expire";
-      e.target = r.id;
-      e.agent_id = r.agent_id;
-      e.outcome = "success";
-      e.status = 200;
-      effects.activity.push_back(std::move(e));
+      effects.activity.push_back(SystemEvent(now, "permission_request.expire", r.id, r.agent_id));
       auto agent = index_.Snapshot(r.agent_id, now);
       AddEvent(effects, "permission_request.expired", PermissionRequestJson(r, now, nullptr), {},
                {r.requested_from, agent ? agent->info.developer_email : std::string()});

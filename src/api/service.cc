@@ -527,20 +527,34 @@ Status Service::Flush() {
   return s;
 }
 
+store::ActivityEvent SystemEvent(std::int64_t at_ms, std::string_view action, std::string target,
+                                 std::string agent_id) {
+  store::ActivityEvent e;
+  e.at_ms = at_ms;
+  e.actor_kind = "system";
+  e.action = std::string(action);
+  e.target = std::move(target);
+  e.agent_id = std::move(agent_id);
+  e.outcome = "success";
+  e.status = 200;
+  return e;
+}
+
+bool Service::IndexNewGrant(const store::GrantRecord& g) {
+  authz::GrantInfo info{g.id,         g.agent_id,         g.action,
+                        g.granted_by, g.granted_by_email, g.expires_at_ms.value_or(authz::kNever),
+                        g.scope_json, g.created_at_ms};
+  if (index_.AddGrant(info)) return true;
+  logger_.Error("grant " + g.id + " was stored but could not be indexed");
+  return false;
+}
+
 void Service::EmitExpiredGrants() {
   std::int64_t now = clock_.NowMs();
   auto effects_for = [&](const std::vector<store::GrantRecord>& expired) {
     store::Effects effects;
     for (const auto& g : expired) {
-      store::ActivityEvent e;
-      e.at_ms = now;
-      e.actor_kind = "system";
-      e.action = "permission.expire";
-      e.target = g.id;
-      e.agent_id = g.agent_id;
-      e.outcome = "success";
-      e.status = 200;
-      effects.activity.push_back(std::move(e));
+      effects.activity.push_back(SystemEvent(now, "permission.expire", g.id, g.agent_id));
       json::object data;
       data["permission_id"] = g.id;
       data["agent_id"] = g.agent_id;

@@ -105,6 +105,8 @@ class Service {
   void SetWebhookNotifier(std::function<void()> notify) { notify_webhooks_ = std::move(notify); }
   // Reports grants whose expiry passed (permission.expired events); called every second or so.
   void EmitExpiredGrants();
+  // Puts a grant just stored into the permission index; false (logged) when it cannot.
+  bool IndexNewGrant(const store::GrantRecord& g);
   // Stores lapsed permission requests as expired (permission_request.expired events); called
   // every second or so.
   void EmitExpiredRequests();
@@ -445,5 +447,9 @@ class Service {
   std::mutex flush_mu_;  // held while pending checks move from memory to the store
   std::int64_t dropped_reported_ = 0;  // guarded by flush_mu_
 };
+
+// An activity event of the server itself (actor "system"), e.g. an expiry it reports.
+store::ActivityEvent SystemEvent(std::int64_t at_ms, std::string_view action, std::string target,
+                                 std::string agent_id);
 
 }  // namespace agentgate::api
