@@ -301,6 +301,7 @@ describe('dashboard in a real browser', () => {
     await card.getByRole('button', { name: 'Approve', exact: true }).click();
     await page.getByText('No requests are waiting for you.').waitFor();
     await page.locator(`tr[data-request-id="${id}"]`).filter({ hasText: 'approved' }).waitFor();
+    assert.match(await page.locator(`tr[data-request-id="${id}"]`).textContent(), /Granted: price at most 300, until /);
 
     const got = await api(srv.url, 'GET', `/v1/permission-requests/${id}`, { bearer: asker.secret });
     assert.equal(got.json.status, 'approved', got.text);

@@ -663,7 +663,7 @@
         { label: 'Outcome', cell: (r) => badge(r.status) },
         { label: 'Decided', cell: (r) => (r.decided_at ? when(r.decided_at) : when(r.expires_at)) },
         { label: 'Details', cell: (r) => (r.status === 'approved' && r.permission
-          ? `Granted: ${scopeText(r.permission.scope)}${r.permission.expires_at ? '' : ', no expiry'}`
+          ? [`Granted: ${scopeText(r.permission.scope)}`, r.permission.expires_at ? [', until ', when(r.permission.expires_at)] : ', no expiry']
           : r.decline_reason || '—') },
       ], rows, (r) => ({ 'data-request-id': r.request_id }));
     });
