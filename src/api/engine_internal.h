@@ -53,18 +53,6 @@ inline bool ValidKey(std::string_view key, std::size_t max = 100) {
 inline Error InvalidField(std::string_view field, std::string message) {
   return MakeError(Code::kInvalidField, "Field '" + std::string(field) + "' " + message);
 }
-inline Status OnlyFields(const json::object& body,
-                         std::initializer_list<std::string_view> allowed) {
-  for (const auto& [key, value] : body) {
-    if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
-      std::string list;
-      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return MakeError(Code::kInvalidField,
-                       "Unknown field '" + std::string(key.substr(0, 64)) + "'; allowed: " + list);
-    }
-  }
-  return Ok();
-}
 inline std::map<std::string, std::string> MapOfJson(std::string_view text) {
   std::map<std::string, std::string> out;
   if (text.empty()) return out;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include "authz/permission_index.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/result.h"
 #include "core/time.h"
 
 namespace agentgate::api {
@@ -35,6 +37,22 @@ inline Error MissingFields(const std::vector<std::string_view>& names) {
     list += n;
   }
   return MakeError(Code::kMissingFields, "Missing required fields: " + list);
+}
+
+// invalid_field when the body has a field outside `allowed` (a typo such as "expiresIn" would
+// otherwise be ignored without a word), naming the fields the endpoint takes.
+inline Status OnlyFields(const json::object& body,
+                         std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : body) {
+    if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
+      std::string list;
+      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      return MakeError(Code::kInvalidField, "Unknown field '" +
+                                                ValidUtf8(std::string_view(key), 64) +
+                                                "'; allowed: " + list);
+    }
+  }
+  return Ok();
 }
 
 // A time as the API shows it, or null when there is none (or it is "never").

@@ -24,21 +24,6 @@ std::string NewRequestId(crypto::Random& random) {
   return "preq_" + crypto::HexEncode(bytes);
 }
 
-// Refuses fields the endpoint does not take (a typo such as "expiresIn" would otherwise be
-// silently ignored).
-Status OnlyFields(const json::object& body, std::initializer_list<std::string_view> allowed) {
-  for (const auto& [key, value] : body) {
-    if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
-      std::string list;
-      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return MakeError(Code::kInvalidField, "Unknown field '" +
-                                                ValidUtf8(std::string_view(key), 64) +
-                                                "'; this endpoint takes " + list);
-    }
-  }
-  return Ok();
-}
-
 // 1-1000 characters of text, not only spaces; newlines and tabs allowed, other control
 // characters not.
 Status ValidateText(std::string_view field, std::string_view text) {

@@ -236,17 +236,14 @@ http::Response Service::UpdateWebhook(http::Request& req, Call& call) {
   call.target = e->id;
   auto body = ParseJsonObject(req.body);
   if (!body.ok()) return Fail(req, body.take_error());
+  if (Status s = OnlyFields(*body, {"url", "events", "description", "status"}); !s.ok()) {
+    return Fail(req, s.take_error());
+  }
   for (const auto& [key, value] : *body) {
-    if ((key == "url" || key == "events" || key == "status") && value.is_null()) {
+    if (key != "description" && value.is_null()) {
       return Fail(req, MakeError(Code::kInvalidField, "Field '" + std::string(key) +
                                                           "' cannot be null; leave it out "
                                                           "to keep it"));
-    }
-    if (key != "url" && key != "events" && key != "description" && key != "status") {
-      return Fail(req, MakeError(Code::kInvalidField,
-                                 "Unknown field '" + std::string(key.substr(0, 64)) +
-                                     "'; an endpoint's url, events, description and status can "
-                                     "be changed"));
     }
   }
   if (auto url = OptionalString(*body, "url"); !url.ok()) {
