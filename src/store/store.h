@@ -773,10 +773,12 @@ class Store {
   // Oldest first, from the cursor.
   virtual Result<std::vector<ActionRecord>> ListActions(const ActionFilter& filter) = 0;
 
-  virtual Status InsertActionRun(const ActionRunRecord& run, const Effects& effects) = 0;
   // Many runs (and their effects) in one transaction: run logs are written in batches.
   virtual Status InsertActionRuns(const std::vector<ActionRunRecord>& runs,
                                   const Effects& effects) = 0;
+  Status InsertActionRun(const ActionRunRecord& run, const Effects& effects) {
+    return InsertActionRuns({run}, effects);
+  }
   virtual Result<std::optional<ActionRunRecord>> FindActionRun(const std::string& workspace_id,
                                                                const std::string& id) = 0;
   // Newest first, from the cursor.

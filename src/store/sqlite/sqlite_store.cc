@@ -3398,16 +3398,6 @@ Result<std::vector<ActionRecord>> SqliteStore::ListActions(const ActionFilter& f
   return out;
 }
 
-Status SqliteStore::InsertActionRun(const ActionRunRecord& run, const Effects& effects) {
-  return Write("InsertActionRun", [&](Connection& c) -> Status {
-    Result<Statement> stmt = c.Prepare(kInsertActionRun);
-    if (!stmt) return stmt.take_error();
-    BindActionRun(*stmt, run);
-    if (Status s = stmt->Run(); !s) return s;
-    return ApplyEffects(c, effects);
-  });
-}
-
 Status SqliteStore::InsertActionRuns(const std::vector<ActionRunRecord>& runs,
                                      const Effects& effects) {
   return Write("InsertActionRuns", [&](Connection& c) -> Status {

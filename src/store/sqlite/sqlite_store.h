@@ -160,7 +160,6 @@ class SqliteStore final : public Store {
   Result<std::optional<ActionRecord>> FindAction(const std::string& workspace_id,
                                                  const std::string& id) override;
   Result<std::vector<ActionRecord>> ListActions(const ActionFilter& filter) override;
-  Status InsertActionRun(const ActionRunRecord& run, const Effects& effects) override;
   Status InsertActionRuns(const std::vector<ActionRunRecord>& runs,
                           const Effects& effects) override;
   Result<std::optional<ActionRunRecord>> FindActionRun(const std::string& workspace_id,
