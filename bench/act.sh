@@ -48,24 +48,13 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/agentgate-act.XXXXXX")
 PIDS=()
-ours() { [[ "$(ps -o ppid= -p "$1" 2>/dev/null | tr -d ' ')" == "$$" ]]; }
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    if ours "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 100); do ours "$pid" || break; sleep 0.1; done
-    if ours "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  done
-  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"  # ours, cleanup, log, free_port, note_port, median, report.lua
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$(dirname "$RESULTS")" "$(dirname "$RAW")"
 [[ -n "${ACT_RAW:-}" ]] || : >"$RAW"  # our own log starts empty; run.sh's is appended to
-log() { echo "== $*" | tee -a "$RAW" >&2; }
 START=$(date +%s)
 RUN_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
@@ -87,38 +76,11 @@ fi
 
 # ---- helpers -----------------------------------------------------------------------------------
 
-# A port nothing listens on, below the kernel's ephemeral range (where the per-call upstream
-# connections of /act, or their TIME_WAIT, could hold it and make the server's bind fail).
-USED_PORTS=" "
-EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-  local p lo=$((EPHEMERAL_LOW > 12000 ? 10000 : 61000)) hi=$((EPHEMERAL_LOW > 12000 ? EPHEMERAL_LOW : 65536))
-  while :; do
-    p=$((lo + RANDOM % (hi - lo)))
-    [[ "$USED_PORTS" == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then USED_PORTS+="$p "; echo "$p"; return; fi
-  done
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-  if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # utime + stime, all threads
 TICK=$(getconf CLK_TCK)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 
-# The summary line of every run (percentiles from wrk's HdrHistogram, in ms).
-cat >"$WORK/report.lua" <<'LUA'
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "WRK_RESULT requests=%d rps=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f " ..
-    "non2xx=%d sockerr=%d\n",
-    summary.requests, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000, e.status,
-    e.connect + e.read + e.write + e.timeout))
-end
-LUA
 # POST /act with the tenant token (args: token, connection key, path).
 cat >"$WORK/act.lua" <<'LUA'
 function init(args)

@@ -43,52 +43,19 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/agentgate-bench.XXXXXX")
 PIDS=()  # servers this script started and has not stopped yet
-# True while PID is still a child of this script (so a recycled PID is never signalled).
-ours() { [[ "$(ps -o ppid= -p "$1" 2>/dev/null | tr -d ' ')" == "$$" ]]; }
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    if ours "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
-  done
-  for pid in "${PIDS[@]}"; do
-    # Bounded wait: a server that does not stop in 10 s is killed.
-    for _ in $(seq 100); do ours "$pid" || break; sleep 0.1; done
-    if ours "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  done
-  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then
-    echo "kept $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"  # ours, cleanup, log, free_port, note_port, median, report.lua
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$RESULTS_DIR"
 : >"$RAW"
-log() { echo "== $*" | tee -a "$RAW" >&2; }
 SUITE_START=$(date +%s)
 RUN_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 # ---- helpers -----------------------------------------------------------------------------------
 
 now_ns() { date +%s%N; }
-
-# A TCP port nothing listens on (checked by connecting), below the kernel's ephemeral range:
-# a port there can pass the check while an outgoing connection (or one in TIME_WAIT; /act makes
-# a new one per call) holds it, and then the server's bind fails.
-# Call as PORT=$(free_port) only after the previous one is in use or noted in USED_PORTS.
-USED_PORTS=" "
-EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-  local p lo=$((EPHEMERAL_LOW > 12000 ? 10000 : 61000)) hi=$((EPHEMERAL_LOW > 12000 ? EPHEMERAL_LOW : 65536))
-  while :; do
-    p=$((lo + RANDOM % (hi - lo)))
-    [[ "$USED_PORTS" == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-}
-note_port() { USED_PORTS+="$1 "; }
 
 forget_pid() {
   local keep=() p
@@ -139,10 +106,6 @@ settle() {
 kb_field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
-# Median of the numbers given as arguments.
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-  if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 # run_wrk LABEL URL SCRIPT [script args...] [-- extra wrk flags]: runs wrk, appends the raw output
 # to the log, and sets W_RPS W_P50 W_P99 (ms) W_BAD (non-2xx/3xx) W_ERR (socket errors).
 run_wrk() {
@@ -170,20 +133,6 @@ run_wrk() {
 }
 
 # ---- wrk scripts -------------------------------------------------------------------------------
-
-# The summary line every run prints (percentiles from wrk's HdrHistogram, in ms).
-cat >"$WORK/report.lua" <<'LUA'
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "WRK_RESULT requests=%d rps=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f " ..
-    "non2xx=%d sockerr=%d\n",
-    summary.requests, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000, e.status,
-    e.connect + e.read + e.write + e.timeout))
-end
-LUA
 
 # GET /permission/check rotating over "agent_id secret action" lines (args: file, count).
 cat >"$WORK/rotate.lua" <<'LUA'
