@@ -924,20 +924,15 @@ http::Response Service::ConnectInfo(http::Request& req, Call& call) {
   connector["host"] =
       HostOf(k.auth.type == engine::AuthType::kOAuth2 ? k.auth.authorize_url : k.base_url);
   out["connector"] = std::move(connector);
+  // The connector's fields, each with the value already known (never a secret's).
   auto field_json = [](const std::vector<engine::ConnectorField>& fields,
                        const std::map<std::string, std::string>& known) {
-    json::array a;
-    for (const auto& f : fields) {
-      json::object o;
-      o["key"] = f.key;
-      o["label"] = f.label;
-      o["description"] = f.description;
-      o["pattern"] = f.pattern;
-      o["secret"] = f.secret;
-      o["required"] = f.required;
-      auto it = known.find(f.key);
-      o["value"] = it != known.end() && !f.secret ? json::value(it->second) : json::value(nullptr);
-      a.push_back(std::move(o));
+    json::array a = engine::FieldsToJson(fields);
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+      auto it = known.find(fields[i].key);
+      a[i].as_object()["value"] = it != known.end() && !fields[i].secret
+                                      ? json::value(it->second)
+                                      : json::value(nullptr);
     }
     return a;
   };

@@ -866,20 +866,6 @@ json::object MapToJson(const std::map<std::string, std::string>& m) {
   return out;
 }
 
-json::array FieldsToJson(const std::vector<ConnectorField>& fields) {
-  json::array out;
-  for (const auto& f : fields) {
-    json::object o;
-    o["key"] = f.key;
-    o["label"] = f.label;
-    o["description"] = f.description;
-    o["pattern"] = f.pattern;
-    o["secret"] = f.secret;
-    o["required"] = f.required;
-    out.emplace_back(std::move(o));
-  }
-  return out;
-}
 
 // Fills credential fields from `values`: absent optional ones become "", absent required ones are
 // collected as missing; control characters are refused.
@@ -904,6 +890,21 @@ Result<std::map<std::string, std::string>> FieldVars(
 }
 
 }  // namespace
+
+json::array FieldsToJson(const std::vector<ConnectorField>& fields) {
+  json::array out;
+  for (const auto& f : fields) {
+    json::object o;
+    o["key"] = f.key;
+    o["label"] = f.label;
+    o["description"] = f.description;
+    o["pattern"] = f.pattern;
+    o["secret"] = f.secret;
+    o["required"] = f.required;
+    out.emplace_back(std::move(o));
+  }
+  return out;
+}
 
 std::string_view AuthTypeName(AuthType type) {
   switch (type) {

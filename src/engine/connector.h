@@ -124,6 +124,9 @@ Result<Connector> ParseConnector(const json::value& spec);
 // The normalized public view: every field, defaults filled in, camelCase, plus `id` and
 // `custom`. Without those two it parses back (ParseConnector) to an equal connector.
 json::object ConnectorToJson(const Connector& connector);
+// Connection or credential fields as ConnectorToJson shows them: {key, label, description,
+// pattern, secret, required}.
+json::array FieldsToJson(const std::vector<ConnectorField>& fields);
 
 // The placeholder names of `tmpl`, in order of appearance (with repeats). invalid_field if a
 // brace is unmatched or a name is malformed.
