@@ -121,7 +121,13 @@ describe('integration engine: tokens, connections, the connect flow and refresh'
         if (approve) await approveInBrowser(popup);
       }
       await page.waitForFunction(() => window.outcome !== null, null, { timeout: 20000 });
-      return await page.evaluate(() => window.outcome);
+      const outcome = await page.evaluate(() => window.outcome);
+      if (!closePopup && outcome.connection) {
+        // The SDK closes its window once the connect page has reported.
+        if (!popup.isClosed()) await popup.waitForEvent('close', { timeout: 5000 });
+        outcome.popupClosed = popup.isClosed();
+      }
+      return outcome;
     } finally {
       await page.close();
     }
@@ -337,6 +343,7 @@ describe('integration engine: tokens, connections, the connect flow and refresh'
     assert.equal(outcome.connection.key, 'oauth-1');
     assert.equal(outcome.connection.tenantKey, 't-oauth');
     assert.ok(outcome.connection.tokenExpiresAt);
+    assert.equal(outcome.popupClosed, true, 'the connect window is closed once it has reported');
     oauthConnection = outcome.connection;
     assert.equal(oauth.stats().authorizationCodeGrants, 1);
     const res = await act(t, oauthConnection.id);

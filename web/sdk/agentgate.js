@@ -118,6 +118,9 @@
           done = true;
           window.removeEventListener('message', onMessage);
           clearInterval(timer);
+          // The window was ours; once it has said how it went, it has nothing left to show (and a
+          // second connect then opens a window of its own instead of reusing a background one).
+          try { if (!popup.closed) popup.close(); } catch (e) { /* already gone */ }
           fn(value);
         };
         const onMessage = (event) => {
