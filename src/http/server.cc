@@ -174,6 +174,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // Header read: a body-less request is complete; otherwise answer "Expect: 100-continue" (curl
   // sends it for bodies over 1 KiB and would wait a second for it) and read the body.
   void OnHeader(beast::error_code ec) {
+    // Draining may have closed the connection after its bytes were read but before this ran:
+    // the request is dropped unhandled, since no response could reach the client.
+    if (!ec && !socket_.is_open()) ec = asio::error::operation_aborted;
     if (ec || parser_->is_done()) {
       deadline_ns_ = 0;
       OnRead(ec);
@@ -207,6 +210,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnRead(beast::error_code ec) {
     std::int64_t received_at = SteadyNs();
+    if (!ec && !socket_.is_open()) ec = asio::error::operation_aborted;  // see OnHeader
     if (ec) {
       if (ec == bhttp::error::body_limit) {
         FailAndClose(MakeError(Code::kPayloadTooLarge,
