@@ -406,7 +406,7 @@ describe('dashboard in a real browser', () => {
     await shot(page, 'runs');
   });
 
-  test('connections: reconnect through the popup keeps the connection; disconnect archives it', async () => {
+  test('connections: reconnect through the popup keeps the connection; disconnect archives it; restore brings it back', async () => {
     await show(page, 'connections', 'Connections');
     const row = page.locator(`tr[data-connection-id="${connection.id}"]`);
     await row.filter({ hasText: 'READY' }).waitFor();
@@ -436,6 +436,18 @@ describe('dashboard in a real browser', () => {
     assert.equal(archived.json.items.find((c) => c.id === connection.id)?.isArchived, true, archived.text);
     const refused = await api(srv.url, 'POST', '/act', { cookie, body: { connectionId: connection.id, api: { method: 'GET', path: '/me' } } });
     assert.ok(refused.status >= 400 && refused.status < 500, `no run through a disconnected connection: ${refused.text}`);
+
+    // "Show archived" lists it, and Restore brings it back with its credentials.
+    await page.getByLabel(/Show archived/).check();
+    await row.filter({ hasText: 'archived' }).waitFor();
+    assert.equal(await row.getByRole('button', { name: 'Disconnect My test app' }).count(), 0, 'no disconnect on a disconnected row');
+    await row.getByRole('button', { name: 'Restore My test app' }).click();
+    await page.getByRole('status').filter({ hasText: 'is restored (READY)' }).waitFor();
+    await row.filter({ hasText: 'READY' }).waitFor();
+    const again = await api(srv.url, 'POST', '/act', { cookie, body: { connectionId: connection.id, api: { method: 'GET', path: '/me' } } });
+    assert.equal(again.status, 200, `a run through the restored connection: ${again.text}`);
+    await page.getByLabel(/Show archived/).uncheck();
+    await row.filter({ hasText: 'READY' }).waitFor();
   });
 
   test('tokens: created with abilities, plaintext shown once, usable, revoked', async () => {

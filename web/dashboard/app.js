@@ -108,7 +108,7 @@
     active: 'ok', success: 'ok', READY: 'ok', approved: 'ok', delivered: 'ok', enabled: 'ok', allowed: 'ok',
     pending: 'warn', CLIENT_ACTION_REQUIRED: 'warn', BUILDING: 'warn',
     revoked: 'bad', error: 'bad', denied: 'bad', declined: 'bad', failed: 'bad', DISCONNECTED: 'bad',
-    SETUP_FAILED: 'bad', CONFIGURATION_ERROR: 'bad', disabled: 'bad',
+    SETUP_FAILED: 'bad', CONFIGURATION_ERROR: 'bad', disabled: 'bad', archived: 'neutral',
   };
   const badge = (text) => h('span', { class: `badge ${STATUS_TONE[text] || 'neutral'}` }, String(text).replace(/_/g, ' '));
 
@@ -939,8 +939,11 @@
       h('p', { class: 'hint' }, 'Opens the app’s sign-in in a new window. Agents you grant actions to run them through your connections.'),
       h('div', { class: 'grid' }, field('App', app), field('Name', name)), errors, h('div', { class: 'actions' }, submit));
     const list = h('div');
+    const showArchived = h('input', { type: 'checkbox', id: uid('archived'), name: 'archived' });
     main.append(...pageHeader('Connections', 'Your authenticated links to external apps.'), form,
-      h('h2', null, 'My connections'), list);
+      h('div', { class: 'toolbar' }, h('h2', null, 'My connections'),
+        h('label', { class: 'check', for: showArchived.id }, showArchived, h('span', null, 'Show archived (disconnected by you)'))),
+      list);
 
     api('GET', '/integrations?connectors=1&limit=1000').then((out) => {
       const items = out.items || [];
@@ -984,16 +987,32 @@
     });
 
     const showList = () => load(list, async () => {
-      const out = await api('GET', '/connections?limit=100');
+      const out = await api('GET', `/connections?limit=100${showArchived.checked ? '&includeArchived=true' : ''}`);
       const rows = out.items || [];
-      if (rows.length === 0) return empty('No connections yet. Connect an app above.');
+      if (rows.length === 0) {
+        return empty(showArchived.checked ? 'No connections yet. Connect an app above.'
+          : 'No connections yet. Connect an app above, or tick “Show archived” to restore one you disconnected.');
+      }
       return table('My connections', [
         { label: 'Connection', cell: (c) => [h('strong', null, c.name), h('br'), code(c.key)] },
         { label: 'App', cell: (c) => (c.integration ? c.integration.name : c.integrationKey || '—') },
-        { label: 'State', cell: (c) => [badge(c.state), c.error ? h('div', { class: 'small' }, c.error.message) : null] },
+        { label: 'State', cell: (c) => (c.isArchived
+          ? [badge('archived'), h('div', { class: 'small' }, 'disconnected ', when(c.archivedAt))]
+          : [badge(c.state), c.error ? h('div', { class: 'small' }, c.error.message) : null]) },
         { label: 'Updated', cell: (c) => when(c.updatedAt) },
         { label: 'Actions', cell: (c) => {
           const host = h('div', { class: 'actions' });
+          if (c.isArchived) {
+            // Restoring brings back the connection with the credentials it had.
+            host.append(button('Restore', async () => {
+              try {
+                const back = await api('POST', `/connections/${encodeURIComponent(c.id)}/restore`);
+                announce(`${c.name} is restored (${back.state}).`);
+                showList();
+              } catch (e) { host.replaceChildren(errorBox(e, 'Could not restore'), button('Back', showList, 'secondary small')); }
+            }, 'secondary small', { 'aria-label': `Restore ${c.name}` }));
+            return host;
+          }
           host.append(
             button(c.state === 'READY' ? 'Reconnect' : 'Connect', () => run({ connectionId: c.id }, 'Reconnecting'),
               'secondary small', { 'aria-label': `Reconnect ${c.name}` }),
@@ -1006,6 +1025,7 @@
         } },
       ], rows, (c) => ({ 'data-connection-id': c.id }));
     });
+    showArchived.addEventListener('change', () => showList());
     showList();
   }
 
