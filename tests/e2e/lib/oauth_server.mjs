@@ -58,7 +58,9 @@
 //   clicks "Continue" on the consent page, until the browser leaves the provider's origin
 //   (i.e. it was redirected to the client's redirect URI). Resolves to the page's URL then.
 //   A user who already has a session and a grant for the client passes straight through (the
-//   page is then already off the provider and approveInBrowser just returns its URL).
+//   page is then already off the provider and approveInBrowser just returns its URL). A page
+//   closed once it has left the provider (the connect page's opener closes it after the
+//   callback) ends it too.
 //
 // pkcePair() → { verifier, challenge, method: 'S256' }
 //
@@ -470,30 +472,44 @@ export async function approveInBrowser(page, { login = 'alice', password = 'secr
   const deadline = Date.now() + timeoutMs;
   const onProvider = () => providerOrigins.has(origin) && URL.parse(page.url())?.origin === origin;
   const leftProvider = (url) => url.origin !== origin;
-  while (onProvider()) {
-    if (Date.now() > deadline) throw new Error(`approveInBrowser: still on ${page.url()} after ${timeoutMs} ms`);
-    await page.waitForLoadState('domcontentloaded');
-    const remaining = Math.max(1000, deadline - Date.now());
-    const prompt = await page.locator('form input[name="prompt"]').first().getAttribute('value', { timeout: remaining })
-      .catch(async () => {
-        if (!onProvider()) return null;
-        const error = await page.locator('#error').textContent({ timeout: 100 }).catch(() => null);
-        throw new Error(`approveInBrowser: no login or consent form on ${page.url()}${error ? `: ${error}` : ''}`);
-      });
-    if (prompt === null) break;
-    const before = page.url();
-    if (prompt === 'login') {
-      await page.locator('input[name="login"]').fill(login);
-      await page.locator('input[name="password"]').fill(password);
-    } else if (prompt !== 'consent') {
-      throw new Error(`approveInBrowser: unexpected prompt '${prompt}' on ${page.url()}`);
+  // The connect page reports to its opener from the callback, and the opener may then close it
+  // at once: a page closed after it navigated off the provider is done, not an error.
+  let navigatedOff = false;
+  const onNavigated = (frame) => {
+    const url = URL.parse(frame.url());
+    if (frame === page.mainFrame() && url && leftProvider(url)) navigatedOff = true;
+  };
+  page.on('framenavigated', onNavigated);
+  try {
+    while (!page.isClosed() && onProvider()) {
+      if (Date.now() > deadline) throw new Error(`approveInBrowser: still on ${page.url()} after ${timeoutMs} ms`);
+      await page.waitForLoadState('domcontentloaded');
+      const remaining = Math.max(1000, deadline - Date.now());
+      const prompt = await page.locator('form input[name="prompt"]').first().getAttribute('value', { timeout: remaining })
+        .catch(async () => {
+          if (!onProvider()) return null;
+          const error = await page.locator('#error').textContent({ timeout: 100 }).catch(() => null);
+          throw new Error(`approveInBrowser: no login or consent form on ${page.url()}${error ? `: ${error}` : ''}`);
+        });
+      if (prompt === null) break;
+      const before = page.url();
+      if (prompt === 'login') {
+        await page.locator('input[name="login"]').fill(login);
+        await page.locator('input[name="password"]').fill(password);
+      } else if (prompt !== 'consent') {
+        throw new Error(`approveInBrowser: unexpected prompt '${prompt}' on ${page.url()}`);
+      }
+      // Submitting goes through /interaction/… → /auth/… redirects to the next page: either the
+      // next interaction or the client's redirect URI. Wait until the URL has moved on.
+      await Promise.all([
+        page.waitForURL((url) => url.href !== before || leftProvider(url), { timeout: remaining, waitUntil: 'commit' }),
+        page.locator('form button[type="submit"]').first().click({ noWaitAfter: true }),
+      ]);
     }
-    // Submitting goes through /interaction/… → /auth/… redirects to the next page: either the
-    // next interaction or the client's redirect URI. Wait until the URL has moved on.
-    await Promise.all([
-      page.waitForURL((url) => url.href !== before || leftProvider(url), { timeout: remaining, waitUntil: 'commit' }),
-      page.locator('form button[type="submit"]').first().click({ noWaitAfter: true }),
-    ]);
+  } catch (e) {
+    if (!(page.isClosed() && navigatedOff)) throw e;
+  } finally {
+    page.off('framenavigated', onNavigated);
   }
   return page.url();
 }
