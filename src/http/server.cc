@@ -547,22 +547,26 @@ void Server::Run() {
 void Server::Stop(std::chrono::milliseconds drain_timeout) {
   if (impl_->stopped.exchange(true)) return;
   bool running = !impl_->workers.empty() && impl_->workers[0]->thread.joinable();
-  if (impl_->acceptor) {
-    asio::dispatch(impl_->workers[0]->ioc, [this] {
-      beast::error_code ec;
-      impl_->acceptor->close(ec);
-    });
-  }
-  for (auto& w : impl_->workers) {
-    Worker* worker = w.get();
-    asio::post(worker->ioc, [worker] {
+  auto deadline = std::chrono::steady_clock::now() + drain_timeout;
+  // Every worker marks itself draining and closes its idle connections; worker 0 first closes
+  // the acceptor. Stop waits until each has done so, because a worker stopped below with these
+  // steps still queued (Stop right after Run, before the threads ran) would leave them undone.
+  auto drained = std::make_shared<std::atomic<std::size_t>>(0);
+  for (std::size_t i = 0; i < impl_->workers.size(); ++i) {
+    Worker* worker = impl_->workers[i].get();
+    asio::post(worker->ioc, [this, worker, drained, first = i == 0] {
+      if (first && impl_->acceptor) {
+        beast::error_code ec;
+        impl_->acceptor->close(ec);
+      }
       worker->draining = true;
       std::vector<Session*> idle(worker->sessions.begin(), worker->sessions.end());
       for (Session* s : idle) s->CloseIfIdle();
+      drained->fetch_add(1);
     });
   }
-  auto deadline = std::chrono::steady_clock::now() + drain_timeout;
-  while (running && impl_->active_sessions.load() > 0 &&
+  while (running &&
+         (drained->load() < impl_->workers.size() || impl_->active_sessions.load() > 0) &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -590,6 +594,14 @@ void Server::Stop(std::chrono::milliseconds drain_timeout) {
   for (auto& w : impl_->workers) {
     w->ioc.stop();
     if (w->thread.joinable()) w->thread.join();
+  }
+  // The threads are gone: close here whatever they left open, so that no client waits on a
+  // stopped server until it is destroyed.
+  beast::error_code ec;
+  if (impl_->acceptor) impl_->acceptor->close(ec);
+  for (auto& w : impl_->workers) {
+    std::vector<Session*> all(w->sessions.begin(), w->sessions.end());
+    for (Session* s : all) s->Close();
   }
 }
 

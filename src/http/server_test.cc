@@ -116,5 +116,34 @@ TEST(ServerShutdown, EveryRequestHandledIsAnswered) {
   EXPECT_LT(answered_total, 150 * 12);
 }
 
+// Stop called at once after Run, before the network threads have run anything: the listener and
+// every connection are still closed when Stop returns, so no client is left waiting on a server
+// that has stopped (the connections used to stay open until the Server was destroyed).
+TEST(ServerShutdown, StopRightAfterRunClosesEveryConnection) {
+  Logger logger(LogLevel::kError);
+  Router router;
+  router.Add(Method::kGet, "/x", Dispatch::kInline, [](Request&) { return Response(); });
+  int slow = 0;
+  for (int round = 0; round < 100; ++round) {
+    ServerOptions options;
+    options.port = 0;
+    options.threads = 2;
+    options.blocking_threads = 1;
+    Server server(options, router, logger);
+    ASSERT_TRUE(server.Bind().ok());
+    server.Run();
+    int fd = ConnectTo(server.port());  // the kernel completes it even before any accept
+    ASSERT_GE(fd, 0);
+    static constexpr char kRequest[] = "GET /x HTTP/1.1\r\nHost: x\r\n\r\n";
+    ::send(fd, kRequest, sizeof kRequest - 1, MSG_NOSIGNAL);
+    server.Stop(std::chrono::milliseconds(2000));
+    auto t0 = std::chrono::steady_clock::now();
+    ReadAll(fd);  // an answer or not, the connection must end, not wait out the 5 s timeout
+    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(1)) ++slow;
+    ::close(fd);
+  }
+  EXPECT_EQ(slow, 0) << "connections left open after Stop returned";
+}
+
 }  // namespace
 }  // namespace agentgate::http
