@@ -164,19 +164,7 @@ for _ in $(seq 3000); do
   sleep 0.01
 done
 
-# The first person to sign in is the admin; the sign-in link goes to the log without SMTP.
-curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' \
-  -d '{"email":"bench@example.com"}' "$AG/auth/magic-link"
-LINK=""
-for _ in $(seq 200); do
-  LINK=$(grep -o 'http://[^ ]*/auth/verify?token=[^ ]*' "$WORK/agentgate.log" | tail -1 || true)
-  [[ -n "$LINK" ]] && break
-  sleep 0.05
-done
-[[ -n "$LINK" ]] || { echo "no sign-in link in the server log" >&2; exit 1; }
-COOKIE=$(curl -s -o /dev/null -D - "$LINK" | tr -d '\r' |
-  sed -nE 's/^[Ss]et-[Cc]ookie: ap_session=([^;]*).*/\1/p')
-[[ -n "$COOKIE" ]] || { echo "sign-in did not set ap_session" >&2; exit 1; }
+COOKIE=$(sign_in "$AG" "$WORK/agentgate.log")  # the first person to sign in is the admin
 # The CLI mints the JWTs; no saved login or environment credential may take part.
 cli() {
   env -u AGENTGATE_TOKEN -u AGENTGATE_SESSION -u AGENTGATE_URL AGENTGATE_CONFIG="$WORK/cli.json" \

@@ -53,3 +53,21 @@ function done(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout))
 end
 LUA
+
+# sign_in BASE_URL LOG: signs bench@example.com in by magic link (without SMTP the server writes
+# the link to its log; the first person to sign in is the admin) and prints the session cookie.
+sign_in() {
+  local base=$1 logfile=$2 link="" cookie
+  curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' \
+    -d '{"email":"bench@example.com"}' "$base/auth/magic-link"
+  for _ in $(seq 200); do
+    link=$(grep -o 'http://[^ ]*/auth/verify?token=[^ ]*' "$logfile" | tail -1 || true)
+    [[ -n "$link" ]] && break
+    sleep 0.05
+  done
+  [[ -n "$link" ]] || { echo "no sign-in link in the server log" >&2; return 1; }
+  cookie=$(curl -s -o /dev/null -D - "$link" | tr -d '\r' |
+    sed -nE 's/^[Ss]et-[Cc]ookie: ap_session=([^;]*).*/\1/p')
+  [[ -n "$cookie" ]] || { echo "sign-in did not set ap_session" >&2; return 1; }
+  echo "$cookie"
+}

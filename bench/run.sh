@@ -412,18 +412,7 @@ PORT_G=$(free_port); note_port "$PORT_G"
 start_agentgate grants "$WORK/grants" "$PORT_G"
 PID_G=$AG_PID
 wait_health "$PORT_G" "$PID_G"
-curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' \
-  -d '{"email":"bench@example.com"}' "http://127.0.0.1:$PORT_G/auth/magic-link"
-LINK=""
-for _ in $(seq 200); do
-  LINK=$(grep -o 'http://[^ ]*/auth/verify?token=[^ ]*' "$WORK/grants.log" | tail -1 || true)
-  [[ -n "$LINK" ]] && break
-  sleep 0.05
-done
-[[ -n "$LINK" ]] || { echo "no sign-in link in the server log" >&2; exit 1; }
-COOKIE=$(curl -s -o /dev/null -D - "$LINK" | tr -d '\r' |
-  sed -nE 's/^[Ss]et-[Cc]ookie: ap_session=([^;]*).*/\1/p')
-[[ -n "$COOKIE" ]] || { echo "sign-in did not set ap_session" >&2; exit 1; }
+COOKIE=$(sign_in "http://127.0.0.1:$PORT_G" "$WORK/grants.log")
 G_BEFORE=$(curl -sf "http://127.0.0.1:$PORT_G/stats" | jq -r .permissions_granted)
 run_wrk "agentgate POST /permission/grant" "http://127.0.0.1:$PORT_G" "$WORK/grant.lua" \
   "$COOKIE" "$WORK/secrets.txt" 1000
